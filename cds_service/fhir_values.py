@@ -1,0 +1,78 @@
+"""Tolerant readers for FHIR values: dates, references, and fields that real clients send in the wrong shape."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """A FHIR date, dateTime or instant as an aware datetime (UTC if no zone); partial dates become their first day."""
+    if not isinstance(value, str) or not value:
+        return None
+    match = _PARTIAL_DATE.match(value)
+    if match:
+        year, month, day = match.groups()
+        try:
+            return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
+        except ValueError:
+            return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_date(value: Any) -> date | None:
+    parsed = parse_datetime(value)
+    return parsed.date() if parsed else None
+
+
+def as_list(value: Any) -> list:
+    """A FHIR array that a sloppy client may have sent as a single object."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def codeable_concepts(value: Any) -> list[dict]:
+    return [c for c in as_list(value) if isinstance(c, dict)]
+
+
+def coded_values(concept: Any) -> set[str]:
+    """All codes of a CodeableConcept (or a list of them), without their systems."""
+    codes = set()
+    for item in codeable_concepts(concept):
+        for coding in codeable_concepts(item.get("coding")):
+            if isinstance(coding.get("code"), str):
+                codes.add(coding["code"])
+    return codes
+
+
+def concept_text(concept: Any) -> str | None:
+    for item in codeable_concepts(concept):
+        if isinstance(item.get("text"), str) and item["text"].strip():
+            return item["text"]
+        for coding in codeable_concepts(item.get("coding")):
+            if isinstance(coding.get("display"), str) and coding["display"].strip():
+                return coding["display"]
+    return None
+
+
+def reference_of(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        return value["reference"]
+    return None
+
+
+def resource_label(resource: dict) -> str:
+    rid = resource.get("id")
+    return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else str(resource.get("resourceType"))
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)

@@ -1,0 +1,203 @@
+"""Laboratory results: the latest usable value per analyte, in one canonical unit, and whether it is high.
+
+Part A2/A3 of RULES.md, in code:
+- only Observations with status final, amended or corrected count; the latest inside the analyte's look-back window;
+- a value is converted to the analyte's canonical unit with the factors of terminology.json; a value whose unit is
+  not UCUM or not known for that analyte is never used, and the evidence says why;
+- "high" is the Observation's own referenceRange.high (converted likewise), else its interpretation, else the adult
+  default, which for phosphate and calcium does not apply under 18 (children's normal phosphate is higher).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .fhir_values import codeable_concepts, parse_datetime, resource_label
+from .terminology import LabAnalyte, Terminology
+
+USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
+UCUM = "http://unitsofmeasure.org"
+HIGH_INTERPRETATIONS = frozenset({"H", "HH", "HU"})
+NOT_HIGH_INTERPRETATIONS = frozenset({"N", "L", "LL", "LU"})
+
+# Adult upper limits where the lab gives none (RULES.md A3; PTH from §1.3, the wider ARUP interval).
+ADULT_DEFAULT_HIGH = {
+    "phosphate": 4.5,  # mg/dL
+    "calcium": 10.2,  # mg/dL
+    "calcium-corrected": 10.2,  # mg/dL
+    "calcium-ionized": 1.32,  # mmol/L
+    "magnesium": 2.6,  # mg/dL
+    "pth": 65.0,  # pg/mL
+}
+# Analytes whose adult default must not be applied to a child (A3).
+ADULT_ONLY_DEFAULTS = frozenset({"phosphate", "calcium", "calcium-corrected", "calcium-ionized"})
+
+
+@dataclass(frozen=True)
+class LabResult:
+    analyte: str
+    value: float  # in the analyte's canonical unit
+    unit: str  # the canonical unit
+    reported_value: float
+    reported_unit: str
+    effective: datetime
+    loinc: str
+    reference: str  # "Observation/id"
+    reference_high: float | None = None  # canonical unit
+    interpretation: frozenset[str] = frozenset()
+    calculated: bool = False  # e.g. corrected calcium computed here from a same-day albumin
+
+    def evidence(self) -> dict[str, Any]:
+        out = {
+            "analyte": self.analyte,
+            "value": round(self.value, 3),
+            "unit": self.unit,
+            "effective": self.effective.isoformat(),
+            "reference": self.reference,
+        }
+        if self.loinc:
+            out["loinc"] = self.loinc
+        if (self.reported_unit, self.reported_value) != (self.unit, self.value):
+            out["reported"] = f"{self.reported_value:g} {self.reported_unit}"
+        if self.calculated:
+            out["calculated"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class HighAssessment:
+    high: bool | None  # None: cannot be concluded (e.g. a child without a lab range)
+    basis: str  # "reference range", "interpretation", "adult default > X unit", or why not concluded
+
+
+@dataclass
+class LabPanel:
+    """All usable results per analyte (newest first), and the results that could not be used, with why."""
+
+    now: datetime
+    terms: Terminology
+    results: dict[str, list[LabResult]] = field(default_factory=dict)
+    unusable: list[dict[str, str]] = field(default_factory=list)
+
+    def window_start(self, analyte: str) -> datetime:
+        return self.now - timedelta(days=self.terms.labs[analyte].window_days)
+
+    def in_window(self, analyte: str) -> list[LabResult]:
+        start = self.window_start(analyte)
+        return [r for r in self.results.get(analyte, []) if start <= r.effective <= self.now + timedelta(hours=1)]
+
+    def latest(self, analyte: str) -> LabResult | None:
+        results = self.in_window(analyte)
+        return results[0] if results else None
+
+
+def _unit_of(quantity: dict) -> tuple[str | None, str | None]:
+    """(UCUM unit code, why not) of a valueQuantity."""
+    system, code, unit = quantity.get("system"), quantity.get("code"), quantity.get("unit")
+    if isinstance(code, str) and code:
+        if system in (None, UCUM):
+            return code, None
+        return None, f"unit {code!r} is not UCUM (system {system})"
+    if isinstance(unit, str) and unit and system in (None, UCUM):
+        return unit, None  # human-readable unit only; accepted only if it is one of the analyte's UCUM codes
+    return None, "no unit"
+
+
+def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[LabResult | None, str | None]:
+    """A LabResult, or why this Observation cannot be used."""
+    if resource.get("status") not in USABLE_STATUSES:
+        return None, f"status {resource.get('status')!r} is not final, amended or corrected"
+    effective = parse_datetime(resource.get("effectiveDateTime")) or parse_datetime(
+        (resource.get("effectivePeriod") or {}).get("start") if isinstance(resource.get("effectivePeriod"), dict) else None
+    ) or parse_datetime(resource.get("effectiveInstant")) or parse_datetime(resource.get("issued"))
+    if effective is None:
+        return None, "no effective date"
+    quantity = resource.get("valueQuantity")
+    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(
+        quantity.get("value"), bool
+    ):
+        return None, "no numeric valueQuantity"
+    if quantity.get("comparator") not in (None, ""):
+        return None, f"value has comparator {quantity.get('comparator')!r}"
+    unit, why = _unit_of(quantity)
+    if unit is None:
+        return None, why
+    factor = analyte.factors.get(unit)
+    if factor is None:
+        return None, f"unit {unit!r} is not a known unit for {analyte.title}"
+    reported = float(quantity["value"])
+
+    reference_high = None
+    for reference_range in codeable_concepts(resource.get("referenceRange")):
+        high = reference_range.get("high")
+        if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
+            # A range limit without a unit is in the value's unit; one in another unit is converted like the value.
+            high_unit = unit if high.get("code") is None and high.get("unit") is None else _unit_of(high)[0]
+            high_factor = analyte.factors.get(high_unit) if high_unit else None
+            if high_factor is not None:
+                reference_high = float(high["value"]) * high_factor
+                break
+
+    interpretation = set()
+    for concept in codeable_concepts(resource.get("interpretation")):
+        for coding in codeable_concepts(concept.get("coding")):
+            if isinstance(coding.get("code"), str):
+                interpretation.add(coding["code"].upper())
+
+    return (
+        LabResult(
+            analyte=analyte.name,
+            value=reported * factor,
+            unit=analyte.unit,
+            reported_value=reported,
+            reported_unit=unit,
+            effective=effective,
+            loinc=loinc,
+            reference=resource_label(resource),
+            reference_high=reference_high,
+            interpretation=frozenset(interpretation),
+        ),
+        None,
+    )
+
+
+def build_panel(observations: list[dict], terms: Terminology, now: datetime) -> LabPanel:
+    from .resources import observation_loinc_codes
+
+    panel = LabPanel(now=now, terms=terms)
+    for resource in observations:
+        for loinc in observation_loinc_codes(resource):
+            name = terms.analyte_for_loinc(loinc)
+            if name is None:
+                continue
+            result, why = read_observation(resource, terms.labs[name], loinc)
+            if result is not None:
+                panel.results.setdefault(name, []).append(result)
+            else:
+                panel.unusable.append({"resource": resource_label(resource), "analyte": name, "issue": why})
+            break
+    for results in panel.results.values():
+        results.sort(key=lambda r: r.effective, reverse=True)
+    return panel
+
+
+def assess_high(result: LabResult, age_years: float | None) -> HighAssessment:
+    if result.reference_high is not None:
+        return HighAssessment(result.value > result.reference_high, f"above the lab's upper limit {result.reference_high:g} {result.unit}"
+                              if result.value > result.reference_high else "within the lab's reference range")
+    if result.interpretation & HIGH_INTERPRETATIONS:
+        return HighAssessment(True, "flagged high by the lab")
+    if result.interpretation & NOT_HIGH_INTERPRETATIONS:
+        return HighAssessment(False, "not flagged high by the lab")
+    default = ADULT_DEFAULT_HIGH.get(result.analyte)
+    if default is None:
+        return HighAssessment(None, "no reference range, interpretation or default limit")
+    if result.analyte in ADULT_ONLY_DEFAULTS:
+        if age_years is None:
+            return HighAssessment(None, "age unknown, so the adult limit cannot be applied")
+        if age_years < 18:
+            return HighAssessment(None, "patient under 18: adult limits do not apply and the lab gave no range")
+    high = result.value > default
+    return HighAssessment(high, f"adult limit {default:g} {result.unit}" + (" exceeded" if high else " not exceeded"))

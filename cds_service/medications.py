@@ -1,0 +1,186 @@
+"""Medications, read leniently from MedicationRequest, MedicationStatement and DSTU2 MedicationOrder (Part A5).
+
+The same reader serves the record's active medications and an order hook's draftOrders, whose resources the CDS Hooks
+sandbox sends in invalid shapes (category and reasonCode as objects, no intent, no medication yet). A medication is
+matched to an ingredient value set by its product or ingredient codes, the codes and ingredients of a referenced
+Medication (contained, in the record, or fetched), and by name in its text or displays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .fhir_values import as_list, codeable_concepts, concept_text, reference_of, resource_label
+from .terminology import Match, ValueSet
+
+ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold"})
+ACTIVE_STATEMENT_STATUSES = frozenset({"active", "intended"})
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationOrder")
+
+# Milligrams per unit for dose quantities we can convert; anything else gives no daily dose.
+_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+_PER_DAY = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 1 / 30, "min": 1440.0}
+
+
+@dataclass(frozen=True)
+class MedicationFact:
+    reference: str  # e.g. "MedicationRequest/123"
+    resource_type: str
+    status: str | None
+    concepts: tuple[dict, ...]  # the medication concept and, if referenced, the Medication's code and ingredients
+    draft: bool  # from context.draftOrders
+    reason_concepts: tuple[dict, ...] = ()
+    reason_references: tuple[str, ...] = ()
+    daily_dose_mg: float | None = None
+    route_text: str | None = None
+    unresolved_reference: str | None = None  # a medicationReference we could not resolve
+    resource: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    @property
+    def text(self) -> str | None:
+        return concept_text(list(self.concepts))
+
+    @property
+    def has_medication(self) -> bool:
+        return bool(self.concepts)
+
+    def match(self, value_set: ValueSet) -> Match | None:
+        for concept in self.concepts:
+            found = value_set.match_concept(concept)
+            if found is not None:
+                return found
+        return None
+
+    def evidence(self, match: Match | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"reference": self.reference, "status": self.status or "unknown"}
+        if self.draft:
+            out["draftOrder"] = True
+        if self.text:
+            out["text"] = self.text
+        if self.daily_dose_mg is not None:
+            out["dailyDoseMg"] = round(self.daily_dose_mg, 3)
+        if match is not None:
+            out.update(match.as_evidence())
+        return out
+
+
+def _resolve_medication(reference: str, resource: dict, medications: dict[str, dict]) -> dict | None:
+    if reference.startswith("#"):
+        for contained in as_list(resource.get("contained")):
+            if isinstance(contained, dict) and contained.get("id") == reference[1:]:
+                return contained
+        return None
+    return medications.get(reference) or medications.get(reference.rsplit("/", 1)[-1] if "/" in reference else reference)
+
+
+def _medication_concepts(medication: dict) -> list[dict]:
+    concepts = []
+    if isinstance(medication.get("code"), dict):
+        concepts.append(medication["code"])
+    for ingredient in as_list(medication.get("ingredient")):
+        if isinstance(ingredient, dict):
+            item = ingredient.get("itemCodeableConcept")
+            if isinstance(item, dict):
+                concepts.append(item)
+            elif isinstance(ingredient.get("itemReference"), dict) and ingredient["itemReference"].get("display"):
+                concepts.append({"text": ingredient["itemReference"]["display"]})
+    return concepts
+
+
+def _daily_dose_mg(resource: dict) -> float | None:
+    """Daily dose in mg from the first dosage instruction, when its dose and timing are both explicit."""
+    dosages = as_list(resource.get("dosageInstruction")) or as_list(resource.get("dosage"))
+    for dosage in dosages:
+        if not isinstance(dosage, dict):
+            continue
+        quantity = None
+        for dose_and_rate in as_list(dosage.get("doseAndRate")):
+            if isinstance(dose_and_rate, dict) and isinstance(dose_and_rate.get("doseQuantity"), dict):
+                quantity = dose_and_rate["doseQuantity"]
+                break
+        if quantity is None and isinstance(dosage.get("doseQuantity"), dict):  # DSTU2 and sloppy R4
+            quantity = dosage["doseQuantity"]
+        if quantity is None or not isinstance(quantity.get("value"), (int, float)):
+            continue
+        unit = str(quantity.get("code") or quantity.get("unit") or "").strip().lower()
+        per_unit = _MG_PER_UNIT.get(unit)
+        if per_unit is None:
+            continue
+        repeat = (dosage.get("timing") or {}).get("repeat") if isinstance(dosage.get("timing"), dict) else None
+        if not isinstance(repeat, dict):
+            continue
+        frequency = repeat.get("frequency", 1)
+        period = repeat.get("period")
+        per_day = _PER_DAY.get(str(repeat.get("periodUnit")))
+        if not isinstance(frequency, (int, float)) or not isinstance(period, (int, float)) or not period or per_day is None:
+            continue
+        return float(quantity["value"]) * per_unit * frequency / period * per_day
+    return None
+
+
+def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool) -> MedicationFact:
+    concepts: list[dict] = []
+    unresolved = None
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, dict) and (concept.get("coding") or concept.get("text")):
+        concepts.append(concept)
+    reference = reference_of(resource.get("medicationReference"))
+    if reference:
+        medication = _resolve_medication(reference, resource, medications)
+        if medication is not None:
+            concepts.extend(_medication_concepts(medication))
+        else:
+            unresolved = reference
+        display = resource["medicationReference"].get("display")
+        if isinstance(display, str) and display.strip():
+            concepts.append({"text": display})
+
+    reason_refs = tuple(
+        ref for ref in (reference_of(r) for r in as_list(resource.get("reasonReference"))) if ref
+    )
+    route = None
+    for dosage in as_list(resource.get("dosageInstruction")) or as_list(resource.get("dosage")):
+        if isinstance(dosage, dict) and (route := concept_text(dosage.get("route"))):
+            break
+    return MedicationFact(
+        reference=resource_label(resource),
+        resource_type=str(resource.get("resourceType")),
+        status=resource.get("status") if isinstance(resource.get("status"), str) else None,
+        concepts=tuple(concepts),
+        draft=draft,
+        reason_concepts=tuple(codeable_concepts(resource.get("reasonCode"))),
+        reason_references=reason_refs,
+        daily_dose_mg=_daily_dose_mg(resource),
+        route_text=route,
+        unresolved_reference=unresolved,
+        resource=resource,
+    )
+
+
+def is_active(resource: dict) -> bool:
+    status = resource.get("status")
+    if resource.get("resourceType") == "MedicationStatement":
+        return status in ACTIVE_STATEMENT_STATUSES
+    return status in ACTIVE_REQUEST_STATUSES
+
+
+def medication_index(medications: Iterable[dict]) -> dict[str, dict]:
+    """Medication resources by 'Medication/id', by bare id and by fullUrl-style urn, for reference lookup."""
+    index: dict[str, dict] = {}
+    for medication in medications:
+        mid = medication.get("id")
+        if isinstance(mid, str):
+            index[f"Medication/{mid}"] = medication
+            index[mid] = medication
+            index[f"urn:uuid:{mid}"] = medication
+    return index
+
+
+def read_medications(resources: Iterable[dict], *, medications: Iterable[dict], active_only: bool) -> list[MedicationFact]:
+    index = medication_index(medications)
+    return [
+        read_medication(resource, index, draft=False)
+        for resource in resources
+        if resource.get("resourceType") in MEDICATION_TYPES and (not active_only or is_active(resource))
+    ]

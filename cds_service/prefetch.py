@@ -1,0 +1,172 @@
+"""Prefetch: fill templates, read what the client sent, and gather one patient's record from it.
+
+What each prefetch value means (CDS Hooks 2.0 §Prefetch):
+- key absent: the client did not satisfy it; fetch it from fhirServer (cds_service/fhir_client.py), else it is missing;
+- null: there is no data; never fetched;
+- an OperationOutcome: the client failed to get it; an error for that key;
+- a resource, or a searchset Bundle (possibly with a `next` link to follow): the data.
+
+Keys are required or optional (see services.py). A required key that cannot be obtained makes the request fail with
+412; an optional one is reported in the response's extension and the cards that need it are not given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import BadRequest, PreconditionFailed
+from .protocol import HookRequest
+
+_TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+
+
+def render_template(template: str, context: dict[str, Any]) -> str | None:
+    """Fill a prefetch template's tokens from the context; None when a token has no value (the key is skipped)."""
+    user_type, _, user_id = str(context.get("userId", "")).partition("/")
+    unresolved = False
+
+    def replace(match: re.Match) -> str:
+        nonlocal unresolved
+        token = match.group(1)
+        if token.startswith("context."):
+            value = context.get(token[len("context."):])
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                return str(value)
+        elif token in _USER_TOKENS and _USER_TOKENS[token] == user_type and user_id:
+            return user_id
+        unresolved = True
+        return ""
+
+    rendered = _TOKEN.sub(replace, template)
+    return None if unresolved else rendered
+
+
+@dataclass
+class KeyResult:
+    """What one prefetch key yielded: resources, or an error saying why not."""
+
+    resources: list[dict] = field(default_factory=list)
+    error: str | None = None
+    source: str = "prefetch"  # prefetch | fetched | null
+    next_url: str | None = None  # a searchset page still to follow
+
+
+class Fetcher(Protocol):
+    """Gets from the EHR's FHIR server what the prefetch lacks (implemented in fhir_client.py)."""
+
+    def fetch(self, request: HookRequest, queries: dict[str, str], continuations: dict[str, str]) -> dict[str, KeyResult]:
+        """queries: key -> rendered query for absent keys; continuations: key -> `next` URL of a partial Bundle."""
+        ...
+
+
+@dataclass
+class PatientRecord:
+    """The patient's resources as the client sent them (or we fetched them), before any FHIR validation."""
+
+    resources: list[dict]
+    keys: dict[str, KeyResult]
+    missing_optional: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[dict[str, str]]:
+        return [{"prefetchKey": key, "issue": result.error} for key, result in self.keys.items() if result.error]
+
+
+def read_prefetch_value(value: Any) -> KeyResult:
+    """Interpret one prefetch value that is present (None included)."""
+    if value is None:
+        return KeyResult(source="null")
+    resource_type = value.get("resourceType")
+    if resource_type == "OperationOutcome":
+        return KeyResult(error="the client reported an error for this key (OperationOutcome)")
+    if resource_type != "Bundle":
+        return KeyResult(resources=[value])
+    resources = []
+    for entry in value.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
+            if resource["resourceType"] != "OperationOutcome":
+                resources.append(resource)
+    next_url = None
+    for link in value.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            next_url = link["url"]
+    return KeyResult(resources=resources, next_url=next_url)
+
+
+def gather(
+    request: HookRequest,
+    templates: dict[str, str],
+    required: set[str],
+    fetcher: Fetcher | None,
+) -> PatientRecord:
+    """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing."""
+    keys: dict[str, KeyResult] = {}
+    queries: dict[str, str] = {}
+    continuations: dict[str, str] = {}
+    for key, template in templates.items():
+        if key in request.prefetch:
+            result = read_prefetch_value(request.prefetch[key])
+            keys[key] = result
+            if result.next_url:
+                continuations[key] = result.next_url
+            continue
+        query = render_template(template, request.context)
+        if query is None:
+            keys[key] = KeyResult(error="the template's tokens have no value in this context")
+        else:
+            queries[key] = query
+
+    if (queries or continuations) and fetcher is not None and request.fhir_server:
+        fetched = fetcher.fetch(request, queries, continuations)
+        for key, result in fetched.items():
+            if key in continuations and key in keys and not result.error:
+                keys[key].resources.extend(result.resources)
+                keys[key].next_url = None
+            elif key in continuations and key in keys:
+                keys[key].error = f"the rest of the search could not be read: {result.error}"
+            else:
+                keys[key] = result
+    for key in queries:
+        keys.setdefault(key, KeyResult(error="not in the prefetch, and no fhirServer to fetch it from"))
+    for key in continuations:
+        if keys[key].next_url and not keys[key].error:
+            keys[key].error = "the search has more pages that could not be followed"
+
+    missing_required = sorted(key for key in required if key in keys and keys[key].error and not keys[key].resources)
+    if missing_required:
+        raise PreconditionFailed(
+            "Required data could not be obtained: " + ", ".join(missing_required),
+            missing=missing_required,
+            details=[f"{key}: {keys[key].error}" for key in missing_required],
+        )
+    _check_patient(request, keys)
+
+    resources: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for result in keys.values():
+        for resource in result.resources:
+            identity = (resource.get("resourceType"), resource.get("id"))
+            if identity[1] is not None:
+                if identity in seen:
+                    continue
+                seen.add(identity)
+            resources.append(resource)
+    missing_optional = sorted(key for key, result in keys.items() if result.error and key not in required)
+    return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
+
+
+def _check_patient(request: HookRequest, keys: dict[str, KeyResult]) -> None:
+    """A Patient resource for another patient than context.patientId means the request is inconsistent."""
+    for result in keys.values():
+        for resource in result.resources:
+            if resource.get("resourceType") == "Patient" and resource.get("id") not in (None, request.patient_id):
+                raise BadRequest("the prefetched Patient is not context.patientId")

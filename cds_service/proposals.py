@@ -1,0 +1,128 @@
+"""FHIR R4 proposals that suggestions carry (Part A10), built and validated with the fhir.resources R4B models.
+
+Every proposal is for the clinician to accept or not: status draft, intent proposal, the patient as subject, a reason
+pointing at the Condition that made the rule fire, and a dose only where the article gives one (R13, minocycline).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.nutritionorder import NutritionOrder
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _dump(model) -> dict[str, Any]:
+    # model_dump_json omits unset fields, so the proposal has no nulls or empty values (CDS Hooks JSON rules).
+    return json.loads(model.model_dump_json())
+
+
+def _reasons(reason_references: Iterable[str]) -> list[dict[str, str]]:
+    return [{"reference": ref} for ref in dict.fromkeys(reason_references) if ref.startswith("Condition/")]
+
+
+def referral(patient_id: str, snomed_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
+    """A referral to a specialty, as a ServiceRequest proposal (SNOMED CT 'Referral to ...' procedure)."""
+    data: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "category": [{"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}]}],
+        "code": {"coding": [{"system": SNOMED, "code": snomed_code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if reasons := _reasons(reason_references):
+        data["reasonReference"] = reasons
+    if note:
+        data["note"] = [{"text": note}]
+    return _dump(ServiceRequest.model_validate(data))
+
+
+def lab_order(patient_id: str, loinc_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
+    """A laboratory test, as a ServiceRequest proposal coded in LOINC."""
+    data: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "category": [{"coding": [{"system": SNOMED, "code": "108252007", "display": "Laboratory procedure"}]}],
+        "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if reasons := _reasons(reason_references):
+        data["reasonReference"] = reasons
+    if note:
+        data["note"] = [{"text": note}]
+    return _dump(ServiceRequest.model_validate(data))
+
+
+def diet_order(
+    patient_id: str,
+    *,
+    diet_code: tuple[str, str] | None,
+    diet_text: str,
+    nutrient: tuple[str, str] | None = None,
+    note: str | None = None,
+    datetime_ordered: str,
+) -> dict:
+    """A NutritionOrder proposal with an oral diet; the amount of any restriction is left to the dietitian."""
+    oral_diet: dict[str, Any] = {"type": [{"text": diet_text}]}
+    if diet_code:
+        oral_diet["type"][0]["coding"] = [{"system": SNOMED, "code": diet_code[0], "display": diet_code[1]}]
+    if nutrient:
+        oral_diet["nutrient"] = [{"modifier": {"coding": [{"system": SNOMED, "code": nutrient[0], "display": nutrient[1]}]}}]
+    data: dict[str, Any] = {
+        "resourceType": "NutritionOrder",
+        "status": "draft",
+        "intent": "proposal",
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": datetime_ordered,
+        "oralDiet": oral_diet,
+    }
+    if note:
+        data["note"] = [{"text": note}]
+    return _dump(NutritionOrder.model_validate(data))
+
+
+def medication_proposal(
+    patient_id: str,
+    *,
+    rxnorm: tuple[str, str] | None,
+    text: str,
+    reason_references: Iterable[str] = (),
+    dose_mg_per_day: float | None = None,
+    route: tuple[str, str] | None = None,
+    note: str | None = None,
+) -> dict:
+    """A MedicationRequest proposal; a dose only when the caller has one from the article."""
+    concept: dict[str, Any] = {"text": text}
+    if rxnorm:
+        concept["coding"] = [{"system": RXNORM, "code": rxnorm[0], "display": rxnorm[1]}]
+    data: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": concept,
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if reasons := _reasons(reason_references):
+        data["reasonReference"] = reasons
+    if dose_mg_per_day is not None:
+        dosage: dict[str, Any] = {
+            "text": f"{dose_mg_per_day:g} mg once daily",
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [
+                {"doseQuantity": {"value": dose_mg_per_day, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}
+            ],
+        }
+        if route:
+            dosage["route"] = {"coding": [{"system": SNOMED, "code": route[0], "display": route[1]}]}
+        data["dosageInstruction"] = [dosage]
+    if note:
+        data["note"] = [{"text": note}]
+    return _dump(MedicationRequest.model_validate(data))

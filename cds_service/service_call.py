@@ -1,0 +1,96 @@
+"""One service call, from request body to CDS Hooks response; shared by the HTTP route and `calcinosis-cds evaluate`.
+
+request body -> HookRequest (protocol) -> patient record (prefetch, fetching what is absent) -> validated resources
+-> patient facts (with the hook's draft orders) -> cards (engine) -> response with a report of what was skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock
+from .engine import Evaluation, evaluate
+from .errors import NotFound
+from .facts import build_facts
+from .prefetch import Fetcher, gather
+from .protocol import HookRequest, parse_hook_request
+from .resources import select_and_validate
+from .rules import Context
+from .services import Service, services
+from .settings import Settings
+from .terminology import terminology
+
+log = logging.getLogger("cds_service.call")
+
+
+@dataclass
+class CallResult:
+    request: HookRequest
+    evaluation: Evaluation
+    response: dict[str, Any]
+
+
+def find_service(service_id: str) -> Service:
+    service = services().get(service_id)
+    if service is None:
+        raise NotFound(f"no CDS service with id {service_id!r}; see GET /cds-services")
+    return service
+
+
+def draft_order_facts(request: HookRequest, record_medications: list[dict]):
+    """The draft orders of an order hook, read leniently; none on patient-view."""
+    if request.hook not in ("order-select", "order-sign"):
+        return []
+    from .orders import read_draft_orders  # order hooks only
+
+    return read_draft_orders(request.context["draftOrders"], record_medications)
+
+
+def handle(
+    service: Service,
+    body: Any,
+    *,
+    settings: Settings,
+    clock: Clock,
+    fetcher: Fetcher | None = None,
+) -> CallResult:
+    terms = terminology()
+    request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
+    record = gather(request, service.prefetch, set(service.required), fetcher)
+    selected = select_and_validate(record.resources, request.patient_id, terms)
+    now = clock()
+    facts = build_facts(
+        selected,
+        patient_id=request.patient_id,
+        now=now,
+        terms=terms,
+        draft_orders=draft_order_facts(request, selected.of("Medication")),
+    )
+    evaluation = evaluate(facts, Context(hook=request.hook, settings=settings, context=request.context), service_id=service.id)
+
+    response: dict[str, Any] = {"cards": evaluation.cards}
+    report: dict[str, Any] = {}
+    if record.missing_optional:
+        report["missingData"] = [p for p in record.problems() if p["prefetchKey"] in record.missing_optional]
+    if selected.skipped:
+        report["skippedResources"] = selected.skipped
+    if facts.labs.unusable:
+        report["unusedLabResults"] = facts.labs.unusable
+    if evaluation.failed_rules:
+        report["failedRules"] = evaluation.failed_rules
+    if report:
+        response["extension"] = {"calcinosis-cds": report}
+    log.info(
+        "evaluated",
+        extra={
+            "hookInstance": request.hook_instance,
+            "service": service.id,
+            "rules": evaluation.fired,
+            "cards": len(evaluation.cards),
+            "skipped": len(selected.skipped),
+            "missing": record.missing_optional,
+        },
+    )
+    return CallResult(request=request, evaluation=evaluation, response=response)

@@ -1,0 +1,106 @@
+"""The CDS services this server offers (discovery), each with the prefetch templates its rules need.
+
+Templates ask only for what the rules read: the Patient, the patient's Conditions, Observations filtered to the LOINC
+codes of terminology.json (newest first), medications, and the Procedures that show dialysis. Never an unfiltered
+Observation search. Keys marked required make the call fail with 412 when they cannot be obtained: without the
+Patient (age, pregnancy safety) and the Conditions (gate G0, renal insufficiency, contraindications) no card can be
+given safely. Missing optional keys are reported in the response, and the cards that need them are not given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .terminology import terminology
+
+PATIENT = "{{context.patientId}}"
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: dict[str, str]
+    required: frozenset[str] = field(default_factory=frozenset)
+    usage_requirements: str | None = None
+
+    def discovery(self) -> dict:
+        entry = {
+            "hook": self.hook,
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "prefetch": dict(self.prefetch),
+        }
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        return entry
+
+
+def observation_query() -> str:
+    terms = terminology()
+    loinc = terms.system_url("loinc")
+    codes = ",".join(f"{loinc}|{code}" for code in terms.lab_loinc_codes())
+    # 500 newest results cover the longest look-back (365 days) for a patient with daily labs on a few analytes;
+    # a client that pages gives a next link, which the service follows within its page cap.
+    return f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count=500"
+
+
+def procedure_query() -> str:
+    terms = terminology()
+    snomed = terms.system_url("snomed")
+    codes = ",".join(f"{snomed}|{e['code']}" for e in terms.value_set("dialysis").code_entries("snomed"))
+    return f"Procedure?patient={PATIENT}&code={codes}"
+
+
+def referral_query() -> str:
+    from .terminology import terminology as _t  # local: the referral codes R17 checks for recent referrals
+
+    snomed = _t().system_url("snomed")
+    codes = ",".join(f"{snomed}|{code}" for code in REFERRAL_CODES)
+    return f"ServiceRequest?patient={PATIENT}&code={codes}"
+
+
+# Referrals a rule suggests and must not suggest twice (R17 nephrology, rheumatology, hematology).
+REFERRAL_CODES = ("306286007", "306290009", "183567007")
+
+
+def record_prefetch() -> dict[str, str]:
+    """What every hook needs of the patient's record."""
+    return {
+        "patient": f"Patient/{PATIENT}",
+        "conditions": f"Condition?patient={PATIENT}",
+        "observations": observation_query(),
+        "medicationRequests": f"MedicationRequest?patient={PATIENT}&status=active,on-hold",
+        "medicationStatements": f"MedicationStatement?patient={PATIENT}&status=active,intended",
+        "procedures": procedure_query(),
+        "serviceRequests": referral_query(),
+    }
+
+
+REQUIRED_KEYS = frozenset({"patient", "conditions"})
+USAGE = (
+    "Send the prefetch, or a fhirServer the service may read with the given fhirAuthorization (or, in development, "
+    "without one). Authenticate with a CDS Hooks JWT signed by a trusted issuer."
+)
+
+
+@lru_cache(maxsize=1)
+def services() -> dict[str, Service]:
+    patient_view = Service(
+        id="calcinosis-cutis-patient-view",
+        hook="patient-view",
+        title="Calcinosis cutis: treatment and management",
+        description=(
+            "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis: the recommendations of "
+            "Nunley, Calcinosis Cutis Treatment & Management (Medscape, 2020) that apply to this patient, with their "
+            "evidence: the underlying cause, referrals, diet, treatment options, and medication safety warnings."
+        ),
+        prefetch=record_prefetch(),
+        required=REQUIRED_KEYS,
+        usage_requirements=USAGE,
+    )
+    return {service.id: service for service in (patient_view,)}

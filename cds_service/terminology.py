@@ -1,0 +1,191 @@
+"""Code tables as data (cds_service/data/terminology.json), loaded once and matched quickly.
+
+A concept (a FHIR CodeableConcept as a dict) matches a value set by a coding (ICD-10-CM by prefix on the code with
+dots removed, SNOMED CT / RxNorm / LOINC exactly) or, where no coding matches, by one of the value set's words in the
+concept's text or a coding's display (case-insensitive, on word boundaries). Every match says how it was made and
+how well that code was verified, so that a card's evidence can show it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterable
+
+from .settings import bundled_data_path
+
+# ICD-10-CM codes also arrive under the WHO ICD-10 system; the prefixes used here mean the same in both.
+_SYSTEM_ALIASES = {
+    "http://hl7.org/fhir/sid/icd-10": "icd10cm",
+    "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
+    "urn:oid:2.16.840.1.113883.6.90": "icd10cm",
+    "http://snomed.info/sct": "snomed",
+    "urn:oid:2.16.840.1.113883.6.96": "snomed",
+    "http://loinc.org": "loinc",
+    "urn:oid:2.16.840.1.113883.6.1": "loinc",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+    "urn:oid:2.16.840.1.113883.6.88": "rxnorm",
+    "http://www.whocc.no/atc": "atc",
+}
+
+
+def system_key(system: str | None) -> str | None:
+    return _SYSTEM_ALIASES.get(system or "")
+
+
+def normalise_code(system: str, code: str) -> str:
+    code = code.strip().upper()
+    return code.replace(".", "") if system == "icd10cm" else code
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a concept matched a value set: by a code (with its verification status) or by words."""
+
+    value_set: str
+    by: str  # "code" or "text"
+    system: str | None
+    code: str | None
+    status: str  # verification status of the code, or "TEXT"
+    matched: str  # the code or the words that matched
+
+    def as_evidence(self) -> dict[str, Any]:
+        out = {"valueSet": self.value_set, "matchedBy": self.by, "matched": self.matched}
+        if self.system:
+            out["system"] = self.system
+        if self.by == "code":
+            out["verification"] = self.status
+        return out
+
+
+class ValueSet:
+    def __init__(self, name: str, definition: dict, systems: dict[str, str]):
+        self.name = name
+        self.title: str = definition.get("title", name)
+        self.codes: list[dict] = definition.get("codes", [])
+        self.words: list[str] = [w.lower() for w in definition.get("text", [])]
+        self._exact: dict[tuple[str, str], dict] = {}
+        self._prefixes: dict[str, list[tuple[str, dict]]] = {}
+        for entry in self.codes:
+            key = entry["system"]
+            code = normalise_code(key, entry["code"])
+            if entry.get("match") == "prefix":
+                self._prefixes.setdefault(key, []).append((code, entry))
+            else:
+                self._exact[(key, code)] = entry
+        # Word-boundary patterns, so that "pregnant" does not match "nonpregnant" and "O" is never a word.
+        self._word_pattern = (
+            re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in self.words) + r")(?![a-z])")
+            if self.words
+            else None
+        )
+        self._systems = systems
+
+    def has_unverified_codes(self) -> bool:
+        return any(entry.get("status") == "UNVERIFIED" for entry in self.codes)
+
+    def code_entries(self, system: str) -> list[dict]:
+        return [entry for entry in self.codes if entry["system"] == system]
+
+    def match_coding(self, coding: dict) -> Match | None:
+        if not isinstance(coding, dict):
+            return None
+        key = system_key(coding.get("system"))
+        code = coding.get("code")
+        if key is None or not isinstance(code, str) or not code.strip():
+            return None
+        norm = normalise_code(key, code)
+        entry = self._exact.get((key, norm))
+        if entry is None:
+            for prefix, candidate in self._prefixes.get(key, ()):
+                if norm.startswith(prefix):
+                    entry = candidate
+                    break
+        if entry is None:
+            return None
+        return Match(self.name, "code", self._systems.get(key, key), code, entry.get("status", "UNVERIFIED"), code)
+
+    def match_text(self, text: str | None) -> str | None:
+        if not text or self._word_pattern is None or not isinstance(text, str):
+            return None
+        found = self._word_pattern.search(text.lower())
+        return found.group(1) if found else None
+
+    def match_concept(self, concept: Any) -> Match | None:
+        """Match a CodeableConcept (dict); tolerate a list of them, a bare string or junk."""
+        if isinstance(concept, list):
+            for item in concept:
+                if (found := self.match_concept(item)) is not None:
+                    return found
+            return None
+        if isinstance(concept, str):
+            word = self.match_text(concept)
+            return Match(self.name, "text", None, None, "TEXT", word) if word else None
+        if not isinstance(concept, dict):
+            return None
+        codings = concept.get("coding")
+        codings = codings if isinstance(codings, list) else [codings] if isinstance(codings, dict) else []
+        for coding in codings:
+            if (found := self.match_coding(coding)) is not None:
+                return found
+        texts = [concept.get("text")] + [c.get("display") for c in codings if isinstance(c, dict)]
+        for text in texts:
+            if word := self.match_text(text):
+                return Match(self.name, "text", None, None, "TEXT", word)
+        return None
+
+
+@dataclass(frozen=True)
+class LabAnalyte:
+    name: str
+    title: str
+    window_days: int
+    unit: str  # canonical UCUM unit all values are converted to
+    codes: dict[str, dict]  # LOINC code -> entry
+    factors: dict[str, float]  # UCUM unit -> factor to the canonical unit
+
+
+class Terminology:
+    def __init__(self, data: dict):
+        self.about = data.get("about", "")
+        self.versions: dict[str, str] = data.get("versions", {})
+        self.systems: dict[str, str] = data["systems"]
+        self.value_sets: dict[str, ValueSet] = {
+            name: ValueSet(name, definition, self.systems) for name, definition in data["valueSets"].items()
+        }
+        self.labs: dict[str, LabAnalyte] = {}
+        self._lab_by_loinc: dict[str, str] = {}
+        for name, definition in data["labs"].items():
+            codes = {entry["code"]: entry for entry in definition["codes"]}
+            self.labs[name] = LabAnalyte(
+                name, definition["title"], int(definition["window_days"]), definition["unit"], codes,
+                {unit: float(f) for unit, f in definition["factors"].items()},
+            )
+            for code in codes:
+                self._lab_by_loinc[code] = name
+        self.extra: dict[str, Any] = {k: v for k, v in data.items() if k not in ("valueSets", "labs", "systems")}
+
+    def value_set(self, name: str) -> ValueSet:
+        try:
+            return self.value_sets[name]
+        except KeyError:
+            raise KeyError(f"no value set {name!r} in terminology.json") from None
+
+    def analyte_for_loinc(self, code: str) -> str | None:
+        return self._lab_by_loinc.get(code)
+
+    def lab_loinc_codes(self, analytes: Iterable[str] | None = None) -> list[str]:
+        names = list(analytes) if analytes is not None else list(self.labs)
+        return [code for name in names for code in self.labs[name].codes]
+
+    def system_url(self, key: str) -> str:
+        return self.systems[key]
+
+
+@lru_cache(maxsize=1)
+def terminology() -> Terminology:
+    """The terminology, parsed once per process (it is read-only)."""
+    with open(bundled_data_path("terminology.json"), encoding="utf-8") as handle:
+        return Terminology(json.load(handle))
