@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 AUTH_MODES = ("off", "optional", "required")
+SANDBOX_ISSUERS = "sandbox-development"
 LOG_FORMATS = ("json", "text")
 
 
@@ -118,7 +119,10 @@ class Settings:
         if (raw := get("CDS_AUTH")) is not None:
             values["auth"] = raw.strip().lower()
         if (raw := get("CDS_ISSUERS")) is not None:
-            values["issuers_file"] = Path(raw)
+            # "sandbox-development" names the bundled trust file of the public CDS Hooks sandbox (development only).
+            values["issuers_file"] = (
+                bundled_data_path("sandbox-issuers.json") if raw.strip() == SANDBOX_ISSUERS else Path(raw)
+            )
         if (raw := get("CDS_PUBLIC_URL")) is not None:
             values["public_url"] = raw.strip().rstrip("/")
         if (raw := get("CDS_CORS_ORIGINS")) is not None:
@@ -167,7 +171,7 @@ def development_defaults() -> dict:
 ENVIRONMENT_VARIABLES = {
     # name: (meaning, default) — rendered into the README's configuration table.
     "CDS_AUTH": ("JWT authentication of callers: off, optional or required", "required (make run: optional)"),
-    "CDS_ISSUERS": ("JSON file of trusted issuers", "none (make run: the bundled sandbox trust file)"),
+    "CDS_ISSUERS": ("JSON file of trusted issuers, or sandbox-development for the bundled sandbox keys", "none (make run: sandbox-development)"),
     "CDS_PUBLIC_URL": ("external base URL, used for the JWT aud check behind a proxy", "taken from the request"),
     "CDS_CORS_ORIGINS": ("comma-separated allowed origins, or *", "*"),
     "CDS_JWT_LEEWAY_SECONDS": ("clock skew allowed on exp/iat/nbf", "30"),
