@@ -33,7 +33,7 @@ WORKUP_TESTS = (
 )
 def underlying_cause(facts, ctx):
     drivers = {
-        "high calcium": facts.lab_high("calcium") or facts.lab_high("calcium-ionized") or facts.lab_high("calcium-corrected"),
+        "high calcium": facts.calcium_high(),
         "high phosphate": facts.lab_high("phosphate"),
         "high parathyroid hormone": facts.lab_high("pth"),
         "renal insufficiency": facts.renal_insufficiency(),

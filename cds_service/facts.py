@@ -156,6 +156,67 @@ class PatientFacts:
             return Finding(False)
         return Finding(True, ({**result.evidence(), "threshold": f"> {threshold:g} {result.unit}"},))
 
+    # ---------- calcium (A3, RULES.md §3.8) ----------
+    def same_day_albumin(self, result: LabResult) -> LabResult | None:
+        """The latest albumin drawn on the same (local) day as `result`, for a calculated corrected calcium."""
+        for albumin in self.labs.in_window("albumin"):
+            if albumin.effective.date() == result.effective.date():
+                return albumin
+        return None
+
+    def corrected_calcium(self) -> LabResult | None:
+        """The latest total calcium corrected by a same-day albumin: Ca + 0.8 x (4.0 - albumin g/dL), "calculated"."""
+        total = self.labs.latest("calcium")
+        if total is None:
+            return None
+        albumin = self.same_day_albumin(total)
+        if albumin is None:
+            return None
+        return LabResult(
+            analyte="calcium-corrected",
+            value=total.value + 0.8 * (4.0 - albumin.value),
+            unit="mg/dL",
+            reported_value=total.value + 0.8 * (4.0 - albumin.value),
+            reported_unit="mg/dL",
+            effective=total.effective,
+            loinc="",
+            reference=f"{total.reference} + {albumin.reference}",
+            reference_high=total.reference_high,  # the total calcium range applies to the corrected value
+            calculated=True,
+        )
+
+    def calcium_measure(self) -> LabResult | None:
+        """The calcium value to judge hypercalcemia by: ionized first (most reliable), then a lab-reported corrected
+        calcium, then total calcium corrected by a same-day albumin (calculated), then total calcium."""
+        for analyte in ("calcium-ionized", "calcium-corrected"):
+            if (result := self.labs.latest(analyte)) is not None:
+                return result
+        return self.corrected_calcium() or self.labs.latest("calcium")
+
+    def calcium_high(self) -> Finding:
+        result = self.calcium_measure()
+        if result is None:
+            return Finding(False)
+        assessment = assess_high(result, self.age_years)
+        return Finding(bool(assessment.high), ({**result.evidence(), "assessment": assessment.basis},))
+
+    def calcium_phosphate_product(self) -> tuple[float, LabResult, LabResult] | None:
+        """Ca x P in mg2/dL2 from the latest pair of a total (or lab-corrected) calcium and a phosphate drawn within
+        one day of each other, both in their look-back windows (A3, R23). None when no such pair exists."""
+        phosphates = self.labs.in_window("phosphate")
+        calciums = self.labs.in_window("calcium") or self.labs.in_window("calcium-corrected")
+        best = None
+        for phosphate in phosphates:
+            for calcium in calciums:
+                if abs(phosphate.effective - calcium.effective) <= timedelta(days=1):
+                    latest = max(phosphate.effective, calcium.effective)
+                    if best is None or latest > best[0]:
+                        best = (latest, calcium, phosphate)
+        if best is None:
+            return None
+        _, calcium, phosphate = best
+        return calcium.value * phosphate.value, calcium, phosphate
+
     # ---------- medications ----------
     def medications_in(self, value_set: str, *, include_drafts: bool = True) -> list[tuple[MedicationFact, Match]]:
         vs = self.terms.value_set(value_set)

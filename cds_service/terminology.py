@@ -184,8 +184,26 @@ class Terminology:
         return self.systems[key]
 
 
+# Conditions and labs in terminology.json; medication value sets in terminology-medications.json.
+TERMINOLOGY_FILES = ("terminology.json", "terminology-medications.json")
+
+
 @lru_cache(maxsize=1)
 def terminology() -> Terminology:
     """The terminology, parsed once per process (it is read-only)."""
-    with open(bundled_data_path("terminology.json"), encoding="utf-8") as handle:
-        return Terminology(json.load(handle))
+    merged: dict = {}
+    for name in TERMINOLOGY_FILES:
+        path = bundled_data_path(name)
+        if not path.is_file():
+            continue
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not merged:
+            merged = data
+            continue
+        for section in ("valueSets", "labs"):
+            for key, value in data.get(section, {}).items():
+                if key in merged.setdefault(section, {}):
+                    raise ValueError(f"{section} {key!r} is defined in more than one terminology file")
+                merged[section][key] = value
+    return Terminology(merged)

@@ -1,0 +1,64 @@
+"""The catalogue of rules, generated from the declarations in cards/, so a clinical reviewer reads what runs."""
+
+from __future__ import annotations
+
+import json
+
+from .rules import gate, registry
+
+
+def catalogue() -> list[dict]:
+    scope = gate()
+    entries = [{"id": scope.id, "title": scope.title, "trigger": scope.trigger, "hooks": ["all"],
+                "citation": "RULES.md Part A1 (scope of the service)"}]
+    for rule in registry().values():
+        entry = {
+            "id": rule.id,
+            "title": rule.title,
+            "article": rule.article,
+            "trigger": rule.trigger,
+            "hooks": list(rule.hooks),
+            "evidence": rule.evidence_level,
+            "citation": rule.citation,
+        }
+        if rule.outside_article:
+            entry["outsideArticle"] = rule.outside_article
+        if rule.suppresses:
+            entry["takesPrecedenceOver"] = list(rule.suppresses)
+        entries.append(entry)
+    return entries
+
+
+def render_catalogue(fmt: str = "text") -> str:
+    entries = catalogue()
+    if fmt == "json":
+        return json.dumps(entries, indent=2)
+    lines = []
+    for e in entries:
+        if fmt == "markdown":
+            lines.append(f"### {e['id']}: {e['title']}\n")
+            if e.get("article"):
+                lines.append(f"> {e['article']}\n")
+            lines.append(f"- **Trigger:** {e['trigger']}")
+            lines.append(f"- **Hooks:** {', '.join(e['hooks'])}")
+            if e.get("evidence"):
+                lines.append(f"- **Evidence:** {e['evidence']}")
+            lines.append(f"- **Citation:** {e['citation']}")
+            if e.get("outsideArticle"):
+                lines.append(f"- **Outside the article:** {e['outsideArticle']}")
+            if e.get("takesPrecedenceOver"):
+                lines.append(f"- **Takes precedence over:** {', '.join(e['takesPrecedenceOver'])}")
+            lines.append("")
+        else:
+            lines.append(f"{e['id']}  {e['title']}")
+            lines.append(f"    hooks:    {', '.join(e['hooks'])}")
+            lines.append(f"    trigger:  {e['trigger']}")
+            if e.get("evidence"):
+                lines.append(f"    evidence: {e['evidence']}")
+            lines.append(f"    source:   {e['citation']}")
+            if e.get("outsideArticle"):
+                lines.append(f"    note:     {e['outsideArticle']}")
+            if e.get("takesPrecedenceOver"):
+                lines.append(f"    precedes: {', '.join(e['takesPrecedenceOver'])}")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
