@@ -60,6 +60,11 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+def _known_service(service_id: Any) -> str | None:
+    """A service id fit for the log: one of ours (a path segment of any other request is caller text)."""
+    return service_id if isinstance(service_id, str) and service_id in services() else None
+
+
 def read_json_body() -> Any:
     """The request's JSON body, or a 4xx: 415 for another content type, 413 when too large, 400 when malformed."""
     mimetype = request.mimetype or ""
@@ -99,6 +104,10 @@ def create_app(
         from .security import Authenticator
 
         authenticator = Authenticator.from_settings(settings)
+    if fetcher is None:  # absent prefetch keys are fetched from the request's fhirServer (docs/fetching.md)
+        from .fhir_client import FhirClient
+
+        fetcher = FhirClient.from_settings(settings)
 
     from .cors import install_cors
 
@@ -111,7 +120,14 @@ def create_app(
         g.request_id = str(uuid.uuid4())
 
     def _authenticate() -> dict | None:
-        return authenticator.authenticate(request, settings)
+        try:
+            claims = authenticator.authenticate(request, settings)
+        except Unauthorized:
+            g.auth = "rejected"
+            raise
+        g.auth = "verified" if claims else ("off" if settings.auth == "off" else "anonymous")
+        g.issuer = (claims or {}).get("iss")
+        return claims
 
     @app.get("/healthz")
     def healthz():
@@ -131,9 +147,8 @@ def create_app(
 
     @app.post("/cds-services/<service_id>")
     def service_call(service_id: str):
+        _authenticate()  # before anything else: an unauthenticated caller learns nothing, not even which ids exist
         service = find_service(service_id)
-        claims = _authenticate()
-        g.issuer = (claims or {}).get("iss")
         body = read_json_body()
         result = handle(service, body, settings=settings, clock=clock, fetcher=fetcher)
         issued.remember(result.response["cards"])
@@ -142,8 +157,8 @@ def create_app(
 
     @app.post("/cds-services/<service_id>/feedback")
     def feedback(service_id: str):
-        find_service(service_id)
         _authenticate()
+        find_service(service_id)
         entries = validate_feedback(read_json_body())
         record_feedback(service_id, entries, issued)
         return _json_response({})
@@ -177,8 +192,10 @@ def create_app(
                     "method": request.method,
                     "path": request.path,
                     "status": response.status_code,
+                    "service": _known_service((request.view_args or {}).get("service_id")),
                     "hookInstance": g.get("hook_instance"),
                     "issuer": g.get("issuer"),
+                    "auth": g.get("auth"),
                     "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
                 },
             )

@@ -1,20 +1,495 @@
-"""Authentication of CDS clients (CDS Hooks 2.0 §Security). The JWT verification itself is issue 5's work; until it
-lands, only CDS_AUTH=off can start, and any other mode refuses to start rather than run unauthenticated."""
+"""Authentication of CDS clients by the JWT every call carries (CDS Hooks 2.0 §Security; docs/security.md).
+
+An EHR sends `Authorization: Bearer <JWT>` on discovery, service and feedback calls. The token is accepted only if
+all of these hold, checked in this order (a failure is a 401 with an empty body; the reason goes to the log, never the
+token):
+
+1. the header: `alg` is one we trust (ES384, RS384, plus those of CDS_JWT_EXTRA_ALGORITHMS; never `none` or HMAC),
+   `kid` is present, `typ` is JWT;
+2. `iss` names an issuer of the trust file (CDS_ISSUERS), and a `jku`, if any, is on that issuer's allowlist (a jku
+   off the list is never fetched);
+3. the signature verifies with the issuer's key of that `kid`: from its static JWK Set, its `jwks_uri` or an
+   allowlisted `jku` (fetched with a timeout, cached, fetched again when a `kid` is unknown);
+4. `aud` is exactly the URL called (CDS_PUBLIC_URL + path, else the request's own URL), `exp`, `iat` and `jti` are
+   present, `exp`/`iat`/`nbf` are valid with CDS_JWT_LEEWAY_SECONDS of leeway, and the token lives at most an hour;
+5. `tenant` is allowed when the issuer lists tenants;
+6. `jti` has not been seen from this issuer within the token's lifetime (replay cache).
+
+The key caches and the replay cache are shared by the threads of one process and guarded by locks. The replay cache
+is per process: run one worker process (with threads) per replica to make replay detection complete.
+"""
 
 from __future__ import annotations
 
+import heapq
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+from jwt.exceptions import (
+    ExpiredSignatureError,
+    ImmatureSignatureError,
+    InvalidAudienceError,
+    InvalidIssuedAtError,
+    InvalidIssuerError,
+    InvalidSignatureError,
+    MissingRequiredClaimError,
+    PyJWKError,
+    PyJWTError,
+)
+
+from .errors import Unauthorized
 from .settings import Settings, SettingsError
+
+log = logging.getLogger("cds_service.security")
+
+DEFAULT_ALGORITHMS = ("ES384", "RS384")
+OPTIONAL_ALGORITHMS = ("ES256", "RS256", "ES512", "PS384")
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+MAX_TOKEN_CHARS = 16 * 1024
+"""A longer Authorization value is refused before any parsing."""
+MAX_TOKEN_LIFETIME_SECONDS = 3600
+"""exp - iat may not exceed this (CDS Hooks best practice: a replay cache for the maximum token lifetime, ≤ 1 h)."""
+MAX_JWKS_BYTES = 512 * 1024
+REPLAY_CACHE_ENTRIES = 100_000
+MIN_REFETCH_SECONDS = 10.0
+"""A JWK Set URL is fetched again for an unknown kid at most this often (random kids must not become a fetch flood)."""
+
+_ISSUER_FIELDS = {"jwks", "jwks_uri", "allowed_jku", "tenants", "about"}
+_FILE_FIELDS = {"issuers", "about"}
+
+
+class _Rejected(Exception):
+    """Why a token was refused: a fixed phrase, safe to log (never the token, never attacker text)."""
+
+    def __init__(self, reason: str, **fields: Any):
+        super().__init__(reason)
+        self.reason = reason
+        self.fields = fields
+
+
+def _loggable(value: Any, limit: int = 200) -> str | None:
+    """A claim or header value as it may appear in a log line: a printable string, cut short."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return text + ("..." if len(value if isinstance(value, str) else text) > limit else "")
+
+
+# --- keys --------------------------------------------------------------------------------------------------------
+
+
+def _key_problem(jwk: Any) -> str | None:
+    """Why a JWK cannot verify CDS Hooks tokens, or None when it can."""
+    if not isinstance(jwk, dict):
+        return "a key is not a JSON object"
+    kid = jwk.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return "a key has no kid"
+    if jwk.get("kty") not in ("EC", "RSA"):
+        return f"key {kid!r} has kty {jwk.get('kty')!r}; only EC and RSA public keys are trusted (never oct/HMAC)"
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        return f"key {kid!r} contains private key material; a trust file holds public keys only"
+    if jwk.get("use", "sig") != "sig":
+        return f"key {kid!r} has use {jwk.get('use')!r}, not sig"
+    alg = jwk.get("alg")
+    if alg is not None and alg not in DEFAULT_ALGORITHMS + OPTIONAL_ALGORITHMS:
+        return f"key {kid!r} has alg {alg!r}, which CDS Hooks tokens never use"
+    if jwk["kty"] == "EC" and jwk.get("crv") not in _EC_CURVES.values():
+        return f"key {kid!r} has curve {jwk.get('crv')!r}; only P-256, P-384 and P-521 are used"
+    try:
+        jwt.PyJWK(jwk, algorithm=alg)
+    except (PyJWTError, ValueError, TypeError, KeyError) as error:
+        return f"key {kid!r} is not a valid JWK ({type(error).__name__})"
+    return None
+
+
+def parse_jwk_set(document: Any, *, where: str, strict: bool) -> dict[str, dict]:
+    """kid -> JWK of a JWK Set. strict (a trust file): any unusable key is an error; else unusable keys are skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError(f"{where}: a JWK Set is an object with a list of keys")
+    keys: dict[str, dict] = {}
+    for jwk in document["keys"]:
+        problem = _key_problem(jwk)
+        if problem is None and jwk["kid"] in keys:
+            problem = f"kid {jwk['kid']!r} appears twice"
+        if problem is not None:
+            if strict:
+                raise ValueError(f"{where}: {problem}")
+            log.warning("JWK skipped", extra={"source": where, "problem": problem})
+            continue
+        keys[jwk["kid"]] = jwk
+    if strict and not keys:
+        raise ValueError(f"{where}: the JWK Set has no keys")
+    return keys
+
+
+def verification_key(jwk: dict, alg: str) -> jwt.PyJWK:
+    """The JWK bound to the token's algorithm, if the key may be used with it (kty, curve and the key's own alg)."""
+    if jwk.get("alg") not in (None, alg):
+        raise _Rejected("key algorithm does not match the token's alg")
+    if alg.startswith("ES"):
+        if jwk.get("kty") != "EC" or jwk.get("crv") != _EC_CURVES[alg]:
+            raise _Rejected("key type or curve does not match the token's alg")
+    elif jwk.get("kty") != "RSA":
+        raise _Rejected("key type does not match the token's alg")
+    try:
+        return jwt.PyJWK(jwk, algorithm=alg)
+    except (PyJWTError, ValueError, TypeError, KeyError):
+        raise _Rejected("key unusable") from None
+
+
+# --- the trust file ----------------------------------------------------------------------------------------------
+
+
+def _url_ok(url: Any) -> bool:
+    """An https URL, or http to this machine only (local development)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"))
+
+
+@dataclass(frozen=True)
+class Issuer:
+    iss: str
+    keys: Mapping[str, dict] | None  # a static JWK Set (kid -> JWK), or None when jwks_uri is used
+    jwks_uri: str | None
+    allowed_jku: frozenset[str]
+    tenants: frozenset[str] | None  # None: any tenant (or none)
+
+
+def load_issuers(path: Path | str) -> dict[str, Issuer]:
+    """The trusted issuers of a CDS_ISSUERS file; SettingsError with a clear message for anything wrong in it."""
+    where = f"CDS_ISSUERS file {path}"
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SettingsError(f"{where} cannot be read: {error.strerror or error}") from None
+    except ValueError as error:
+        raise SettingsError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("issuers"), dict):
+        raise SettingsError(f'{where} must be an object {{"issuers": {{"<iss>": {{...}}}}}}')
+    if unknown := set(document) - _FILE_FIELDS:
+        raise SettingsError(f"{where} has unknown fields {sorted(unknown)}; allowed: {sorted(_FILE_FIELDS)}")
+    if not document["issuers"]:
+        raise SettingsError(f"{where} trusts no issuer")
+    issuers: dict[str, Issuer] = {}
+    for iss, config in document["issuers"].items():
+        at = f"{where}, issuer {iss!r}"
+        if not iss.strip():
+            raise SettingsError(f"{where}: an issuer's iss is empty")
+        if not isinstance(config, dict):
+            raise SettingsError(f"{at}: must be an object")
+        if unknown := set(config) - _ISSUER_FIELDS:
+            raise SettingsError(f"{at}: unknown fields {sorted(unknown)}; allowed: {sorted(_ISSUER_FIELDS)}")
+        if ("jwks" in config) == ("jwks_uri" in config):
+            raise SettingsError(f"{at}: give exactly one of jwks (a static JWK Set) or jwks_uri")
+        keys = None
+        if "jwks" in config:
+            try:
+                keys = parse_jwk_set(config["jwks"], where=at, strict=True)
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
+        elif not _url_ok(config["jwks_uri"]):
+            raise SettingsError(f"{at}: jwks_uri must be an https URL (http only to localhost)")
+        allowed_jku = config.get("allowed_jku", [])
+        if not isinstance(allowed_jku, list) or not all(_url_ok(u) for u in allowed_jku):
+            raise SettingsError(f"{at}: allowed_jku must be a list of https URLs (http only to localhost)")
+        tenants = config.get("tenants")
+        if tenants is not None and (
+            not isinstance(tenants, list) or not tenants or not all(isinstance(t, str) and t for t in tenants)
+        ):
+            raise SettingsError(f"{at}: tenants must be a non-empty list of strings (omit it to allow any tenant)")
+        issuers[iss] = Issuer(
+            iss=iss,
+            keys=keys,
+            jwks_uri=config.get("jwks_uri"),
+            allowed_jku=frozenset(allowed_jku),
+            tenants=frozenset(tenants) if tenants is not None else None,
+        )
+    return issuers
+
+
+# --- fetched key sets --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fetched:
+    keys: dict[str, dict]
+    fetched_at: float | None  # when the keys were last fetched successfully (None: never)
+    attempted_at: float  # when a fetch was last tried
+
+
+class RemoteKeySets:
+    """JWK Sets fetched from allowlisted URLs (jwks_uri, jku): cached, fetched again when stale or when a kid is
+    unknown (at most every MIN_REFETCH_SECONDS per URL), the stale set kept when a fetch fails. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        cache_seconds: float,
+        min_refetch_seconds: float = MIN_REFETCH_SECONDS,
+        session: requests.Session | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.timeout = timeout
+        self.cache_seconds = cache_seconds
+        self.min_refetch_seconds = min_refetch_seconds
+        self.session = session or requests.Session()
+        self.monotonic = monotonic
+        self._entries: dict[str, _Fetched] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, url: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(url, threading.Lock())
+
+    def key(self, url: str, kid: str) -> dict | None:
+        with self._lock(url):  # one fetch per URL at a time; the others wait for its result
+            now = self.monotonic()
+            entry = self._entries.get(url)
+            stale = entry is None or entry.fetched_at is None or now - entry.fetched_at >= self.cache_seconds
+            unknown = entry is None or kid not in entry.keys
+            may_refetch = entry is None or now - entry.attempted_at >= self.min_refetch_seconds
+            if (stale or unknown) and may_refetch:
+                entry = self._refresh(url, entry, now)
+            return entry.keys.get(kid) if entry is not None else None
+
+    def _refresh(self, url: str, entry: _Fetched | None, now: float) -> _Fetched:
+        started = time.monotonic()
+        try:
+            keys = parse_jwk_set(self._get(url), where=url, strict=False)
+        except (requests.RequestException, ValueError) as error:
+            log.warning(
+                "JWK Set fetch failed",
+                extra={"url": url, "error": type(error).__name__, "keptStaleKeys": bool(entry and entry.keys)},
+            )
+            entry = entry or _Fetched(keys={}, fetched_at=None, attempted_at=now)
+            entry.attempted_at = now
+        else:
+            log.info("JWK Set fetched", extra={"url": url, "keys": len(keys), "ms": round((time.monotonic() - started) * 1000, 1)})
+            entry = _Fetched(keys=keys, fetched_at=now, attempted_at=now)
+        self._entries[url] = entry
+        return entry
+
+    def _get(self, url: str) -> Any:
+        deadline = time.monotonic() + self.timeout
+        with self.session.get(
+            url, timeout=self.timeout, allow_redirects=False, stream=True, headers={"Accept": "application/json"}
+        ) as response:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("JWK Set too large")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("JWK Set download exceeded the fetch timeout")
+        return json.loads(bytes(body))
+
+
+# --- replay ------------------------------------------------------------------------------------------------------
+
+
+class ReplayCache:
+    """(iss, jti) pairs seen, each kept until its token expires. Bounded: when full of unexpired entries, new tokens
+    are refused (fail closed) rather than old ones forgotten. Thread-safe."""
+
+    def __init__(self, max_entries: int = REPLAY_CACHE_ENTRIES):
+        self.max_entries = max_entries
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._heap: list[tuple[float, tuple[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
+        """True (and remembered) the first time key is seen while unexpired; False for a replay or a full cache."""
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                expiry, old = heapq.heappop(self._heap)
+                if self._expiry.get(old) == expiry:
+                    del self._expiry[old]
+            if key in self._expiry:
+                return False
+            if len(self._expiry) >= self.max_entries:
+                raise _Rejected("replay cache full")
+            self._expiry[key] = expires_at
+            heapq.heappush(self._heap, (expires_at, key))
+            return True
+
+
+# --- the authenticator -------------------------------------------------------------------------------------------
+
+
+def audience_for(request, settings: Settings) -> str:
+    """The exact URL the client called, which must be the token's aud: CDS_PUBLIC_URL + path, else the request's URL
+    (scheme://host + path, without the query string)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + request.path
+    return request.base_url
+
+
+_CLAIM_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (ExpiredSignatureError, "token expired"),
+    (ImmatureSignatureError, "token not yet valid (iat or nbf in the future)"),
+    (InvalidAudienceError, "aud is not the URL called"),
+    (InvalidIssuerError, "iss mismatch"),
+    (InvalidIssuedAtError, "iat is not a number"),
+    (MissingRequiredClaimError, "required claim missing"),
+    (InvalidSignatureError, "signature invalid"),
+)
 
 
 class Authenticator:
-    def __init__(self, settings: Settings):
-        self.mode = settings.auth
+    def __init__(
+        self,
+        mode: str,
+        issuers: Mapping[str, Issuer],
+        *,
+        algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
+        leeway: float = 30,
+        remote: RemoteKeySets | None = None,
+        replay: ReplayCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.mode = mode
+        self.issuers = dict(issuers)
+        self.algorithms = algorithms
+        self.leeway = leeway
+        self.remote = remote or RemoteKeySets(timeout=3.0, cache_seconds=3600)
+        self.replay = replay or ReplayCache()
+        self.wall_clock = wall_clock
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Authenticator":
-        if settings.auth != "off":
-            raise SettingsError(f"CDS_AUTH={settings.auth} is not available yet: JWT verification is not implemented")
-        return cls(settings)
+        """The authenticator for these settings; SettingsError (the app refuses to start) for a bad trust file or an
+        algorithm that is not allowed."""
+        unknown = [a for a in settings.extra_jwt_algorithms if a not in OPTIONAL_ALGORITHMS]
+        if unknown:
+            raise SettingsError(
+                f"CDS_JWT_EXTRA_ALGORITHMS may name only {', '.join(OPTIONAL_ALGORITHMS)}, not {', '.join(unknown)}"
+            )
+        issuers = load_issuers(settings.issuers_file) if settings.issuers_file is not None else {}
+        if settings.auth == "required" and settings.public_url is None:
+            log.warning(
+                "CDS_PUBLIC_URL is not set: the JWT aud is checked against the Host the request names; "
+                "set CDS_PUBLIC_URL in production"
+            )
+        algorithms = DEFAULT_ALGORITHMS + tuple(a for a in OPTIONAL_ALGORITHMS if a in settings.extra_jwt_algorithms)
+        return cls(
+            settings.auth,
+            issuers,
+            algorithms=algorithms,
+            leeway=settings.jwt_leeway_seconds,
+            remote=RemoteKeySets(
+                timeout=settings.jwks_fetch_timeout_seconds, cache_seconds=settings.jwks_cache_seconds
+            ),
+        )
 
     def authenticate(self, request, settings: Settings) -> dict | None:
-        return None
+        """The verified claims of the request's token; None when auth is off, or optional and no token was sent.
+        Raises errors.Unauthorized (an empty 401) for anything else; the reason is logged, the token never."""
+        if self.mode == "off":
+            return None
+        header = request.headers.get("Authorization")
+        if header is None:
+            if self.mode == "optional":
+                return None
+            return self._reject(request, _Rejected("no Authorization header"))
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self._reject(request, _Rejected("Authorization is not a Bearer token"))
+        try:
+            return self.verify(token, audience_for(request, settings))
+        except _Rejected as rejected:
+            return self._reject(request, rejected)
+
+    def _reject(self, request, rejected: _Rejected):
+        log.warning(
+            "authentication rejected",
+            extra={"reason": rejected.reason, "path": request.path, **{k: _loggable(v) for k, v in rejected.fields.items()}},
+        )
+        raise Unauthorized("authentication failed")
+
+    def verify(self, token: str, audience: str) -> dict:
+        """The claims of a token that passes every check; _Rejected with the reason otherwise."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _Rejected("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except (PyJWTError, ValueError, TypeError):
+            raise _Rejected("token is not a well-formed JWT") from None
+        alg, kid, typ, jku = header.get("alg"), header.get("kid"), header.get("typ"), header.get("jku")
+        iss = unverified.get("iss")
+        if alg not in self.algorithms:
+            raise _Rejected("alg not allowed", alg=alg, issuer=iss)
+        if not isinstance(kid, str) or not kid:
+            raise _Rejected("kid missing", issuer=iss)
+        if not isinstance(typ, str) or typ.upper() != "JWT":
+            raise _Rejected("typ is not JWT", issuer=iss)
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise _Rejected("iss not trusted", issuer=iss)
+        if jku is not None and (not isinstance(jku, str) or jku not in issuer.allowed_jku):
+            raise _Rejected("jku not allowlisted", issuer=iss, jku=jku)
+
+        jwk = self._find_key(issuer, kid, jku)
+        if jwk is None:
+            raise _Rejected("kid unknown", issuer=iss, kid=kid)
+        key = verification_key(jwk, alg)
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=iss,
+                leeway=self.leeway,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except PyJWTError as error:
+            reason = next((r for kind, r in _CLAIM_ERRORS if isinstance(error, kind)), "token invalid")
+            raise _Rejected(reason, issuer=iss, kid=kid) from None
+
+        now = self.wall_clock()
+        exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (exp, iat)):
+            raise _Rejected("exp or iat is not a number", issuer=iss)
+        if exp - iat > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
+            raise _Rejected("token lifetime longer than an hour", issuer=iss)
+        if not isinstance(jti, str) or not jti:
+            raise _Rejected("jti is not a non-empty string", issuer=iss)
+        if issuer.tenants is not None and claims.get("tenant") not in issuer.tenants:
+            raise _Rejected("tenant not allowed", issuer=iss, tenant=claims.get("tenant"))
+        if not self.replay.first_use((iss, jti), float(exp) + self.leeway, now):
+            raise _Rejected("jti replayed", issuer=iss, jti=jti)
+        return claims
+
+    def _find_key(self, issuer: Issuer, kid: str, jku: str | None) -> dict | None:
+        """The issuer's key of this kid: static set or jwks_uri first, then the token's (allowlisted) jku."""
+        if issuer.keys is not None:
+            jwk = issuer.keys.get(kid)
+        else:
+            jwk = self.remote.key(issuer.jwks_uri, kid)
+        if jwk is None and jku is not None:
+            jwk = self.remote.key(jku, kid)
+        return jwk
