@@ -1,0 +1,75 @@
+# calcinosis-cds production image.
+#
+#   docker build -t calcinosis-cds .
+#   docker run --rm -p 127.0.0.1:8080:8080 -v "$PWD/issuers.json:/etc/calcinosis-cds/issuers.json:ro" \
+#     -e CDS_ISSUERS=/etc/calcinosis-cds/issuers.json -e CDS_PUBLIC_URL=https://cds.example.org calcinosis-cds
+#
+# Two stages: "build" makes the wheel and installs it into /opt/venv; the runtime stage gets only that venv, so no
+# compiler, pip, source tree, tests or build-time CA bundle end up in the image. See docs/docker.md.
+#
+# Behind a TLS-inspecting proxy, give pip the proxy's CA bundle as a build secret (it never reaches a layer):
+#   DOCKER_BUILDKIT=1 docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t calcinosis-cds .
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DEFAULT_TIMEOUT=60 \
+    PIP_RETRIES=5 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Dependencies first: this layer is reused as long as pyproject.toml does not change.
+COPY pyproject.toml ./
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    python3 -m venv /opt/venv; \
+    /opt/venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt; \
+    /opt/venv/bin/pip install --requirement /tmp/requirements.txt
+COPY README.* ./
+COPY cds_service ./cds_service
+COPY cards ./cards
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/dist .; \
+    /opt/venv/bin/pip install --no-deps /tmp/dist/calcinosis_cds-*.whl; \
+    /opt/venv/bin/pip uninstall --yes pip setuptools; \
+    /opt/venv/bin/python -c 'import cds_service, cards; from cds_service.settings import bundled_data_path; assert bundled_data_path("terminology.json").is_file()'; \
+    find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +; \
+    /opt/venv/bin/python -m compileall -q /opt/venv/lib
+
+FROM ${PYTHON_IMAGE} AS runtime
+# A fixed non-root uid/gid, so that a mounted issuers file can be made readable to it; the home directory is
+# writable because gunicorn keeps its control socket under $HOME/.gunicorn.
+RUN groupadd --system --gid 10001 cds \
+ && useradd --system --uid 10001 --gid cds --home-dir /home/cds --create-home --shell /usr/sbin/nologin cds \
+ && mkdir -p /etc/calcinosis-cds
+COPY --from=build /opt/venv /opt/venv
+COPY docker/gunicorn.conf.py /etc/calcinosis-cds/gunicorn.conf.py
+COPY docker/healthcheck.py /etc/calcinosis-cds/healthcheck.py
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/home/cds \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8080 \
+    CDS_AUTH=required \
+    CDS_FHIR_ALLOW_HTTP=false \
+    CDS_LOG_FORMAT=json \
+    CDS_LOG_LEVEL=INFO \
+    GUNICORN_WORKERS=2 \
+    GUNICORN_THREADS=4 \
+    GUNICORN_TIMEOUT=30 \
+    GUNICORN_GRACEFUL_TIMEOUT=8 \
+    GUNICORN_KEEPALIVE=5
+USER cds:cds
+WORKDIR /home/cds
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "/etc/calcinosis-cds/healthcheck.py"]
+# gunicorn stops gracefully on SIGTERM: it stops accepting, lets workers finish within GUNICORN_GRACEFUL_TIMEOUT and
+# exits 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["gunicorn", "--config", "/etc/calcinosis-cds/gunicorn.conf.py"]
+CMD ["cds_service:create_app()"]
