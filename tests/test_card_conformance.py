@@ -1,0 +1,107 @@
+"""Every card that any fixture scenario produces, checked against every card rule of CDS Hooks 2.0 (§Card) and the
+project's own (A10, A11): the rules are read from the spec's card section, one assertion per requirement."""
+
+import re
+import uuid
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from .conftest import NOW, evaluate_scenario, load_scenario, scenario_names
+
+CARD_FIELDS = {"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
+               "overrideReasons", "links", "extension"}
+SOURCE_LABEL = "Medscape: Calcinosis Cutis Treatment & Management (Nunley, 2020)"
+
+
+def all_cards():
+    cards = []
+    for name in scenario_names():
+        hook = load_scenario(name).get("hook", "patient-view")
+        for card in evaluate_scenario(name, NOW, hook)["cards"]:
+            cards.append(pytest.param(card, id=f"{name}:{card['extension']['calcinosis-cds']['rules'][0]}"))
+    return cards
+
+
+def assert_not_empty(value, path):
+    assert value not in (None, "", [], {}), f"{path} is null or empty (CDS Hooks: omit it instead)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert_not_empty(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            assert_not_empty(item, f"{path}[{i}]")
+
+
+def check_coding(coding, path, display_required):
+    assert isinstance(coding.get("code"), str) and coding["code"], f"{path}.code is required"
+    assert isinstance(coding.get("system"), str) and coding["system"], f"{path}.system is required"
+    if display_required:
+        assert isinstance(coding.get("display"), str) and coding["display"], f"{path}.display is required"
+
+
+CARDS = all_cards()
+
+
+def test_the_fixtures_produce_cards_to_check():
+    assert len(CARDS) >= 3
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_conforms(card):
+    assert set(card) <= CARD_FIELDS, f"unknown card fields {set(card) - CARD_FIELDS}"
+    assert_not_empty(card, "card")
+    # uuid: needed for feedback and for the sandbox's Dismiss button
+    uuid.UUID(card["uuid"])
+    # summary: required, fewer than 140 characters
+    assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < 140
+    # indicator: required, one of three
+    assert card["indicator"] in ("info", "warning", "critical")
+    # detail: optional GitHub-flavored markdown string
+    assert isinstance(card.get("detail", ""), str)
+    # source: label required; url absolute; topic a Coding
+    source = card["source"]
+    assert source["label"] == SOURCE_LABEL
+    assert re.match(r"^https?://", source["url"])
+    check_coding(source["topic"], "source.topic", display_required=False)
+    # suggestions: label required, uuid, actions with type and description; selectionBehavior required with them
+    suggestions = card.get("suggestions", [])
+    if suggestions:
+        assert card["selectionBehavior"] in ("at-most-one", "any"), "selectionBehavior MUST be present with suggestions"
+        if card["selectionBehavior"] == "at-most-one":
+            assert sum(1 for s in suggestions if s.get("isRecommended")) <= 1  # cds-resp-1
+    else:
+        assert "selectionBehavior" not in card
+    suggestion_uuids = [s["uuid"] for s in suggestions]
+    assert len(suggestion_uuids) == len(set(suggestion_uuids))
+    for s in suggestions:
+        assert isinstance(s["label"], str) and s["label"]
+        uuid.UUID(s["uuid"])
+        assert isinstance(s.get("isRecommended", False), bool)
+        for action in s.get("actions", []):
+            assert action["type"] in ("create", "update", "delete")
+            assert isinstance(action["description"], str) and action["description"]  # cds-resp-5
+            if action["type"] == "delete":
+                assert re.fullmatch(r"[A-Za-z]+/[A-Za-z0-9\-.]+", action["resourceId"])  # cds-resp-2
+                assert "resource" not in action
+            else:
+                resource = action["resource"]
+                get_fhir_model_class(resource["resourceType"]).model_validate(resource)  # valid FHIR R4 (R4B models)
+                assert resource.get("status") == "draft"
+                assert resource.get("intent") == "proposal", "A10: suggestions are proposals"
+    # overrideReasons: Codings, each with display (cds-resp-4); on warnings and critical cards
+    if card["indicator"] in ("warning", "critical"):
+        assert card.get("overrideReasons")
+    for i, reason in enumerate(card.get("overrideReasons", [])):
+        check_coding(reason, f"overrideReasons[{i}]", display_required=True)
+    # links: label, url, type absolute|smart; appContext only on smart links (cds-resp-3)
+    for link in card.get("links", []):
+        assert link["label"] and link["url"] and link["type"] in ("absolute", "smart")
+        if link["type"] == "absolute":
+            assert re.match(r"^https?://", link["url"]) and "appContext" not in link
+    # A11: the card names its rules and the data that made them fire, and cites the article
+    extension = card["extension"]["calcinosis-cds"]
+    assert extension["rules"] and all(re.fullmatch(r"R\d{2}[a-z]?", r) for r in extension["rules"])
+    assert any(item["rule"] == "G0" for item in extension["evidence"])
+    assert set(extension["rules"]) <= {item["rule"] for item in extension["evidence"]}, "every rule shows its data"
+    assert "Nunley" in card["detail"] or "outside the article" in card["detail"].lower()

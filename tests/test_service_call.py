@@ -1,0 +1,245 @@
+"""POST /cds-services/{id}: every status code, and the prefetch shapes a client may send."""
+
+import copy
+import uuid
+
+import pytest
+
+from .conftest import PATIENT_VIEW, fired_rules, load_scenario, make_app, minimal_request, scenario_request
+
+URL = f"/cds-services/{PATIENT_VIEW}"
+
+
+def calcinosis_request():
+    _, body = scenario_request(load_scenario("foundation-calcinosis-ckd-hyperphosphatemia"))
+    return body
+
+
+def post(client, body, **kwargs):
+    return client.post(URL, json=body, **kwargs)
+
+
+def test_valid_request_without_data_answers_empty_cards(client):
+    response = post(client, minimal_request())
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
+
+
+def test_calcinosis_patient_gets_cards(client):
+    response = post(client, calcinosis_request())
+    assert response.status_code == 200
+    assert {"R01", "R17", "R18"} <= fired_rules(response.get_json())
+
+
+def test_unknown_service_is_404_json(client):
+    response = client.post("/cds-services/no-such-service", json=minimal_request())
+    assert response.status_code == 404
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_unknown_route_is_404_json(client):
+    response = client.get("/nothing-here")
+    assert response.status_code == 404 and response.is_json
+
+
+def test_wrong_method_is_405_json(client):
+    response = client.get(URL)
+    assert response.status_code == 405 and response.is_json
+
+
+def test_hook_not_matching_the_service_is_400(client):
+    body = minimal_request(hook="order-sign")
+    response = post(client, body)
+    assert response.status_code == 400
+    assert "does not match" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b.pop("hook"), "hook is required"),
+        (lambda b: b.update(hook=""), "hook must be a non-empty string"),
+        (lambda b: b.update(hook="encounter-start"), "not supported"),
+        (lambda b: b.pop("hookInstance"), "hookInstance is required"),
+        (lambda b: b.update(hookInstance="not-a-uuid"), "hookInstance must be a UUID"),
+        (lambda b: b.update(hookInstance=12), "hookInstance must be a non-empty string"),
+        (lambda b: b.pop("context"), "context is required"),
+        (lambda b: b.update(context=[]), "context must be a JSON object"),
+        (lambda b: b["context"].pop("patientId"), "context.patientId is required"),
+        (lambda b: b["context"].update(patientId="a b"), "context.patientId must be a FHIR id"),
+        (lambda b: b["context"].pop("userId"), "context.userId is required"),
+        (lambda b: b["context"].update(userId="nobody"), "context.userId must be a reference"),
+        (lambda b: b["context"].update(userId="Device/1"), "context.userId must be a reference"),
+        (lambda b: b["context"].update(encounterId=""), "context.encounterId must be a non-empty string"),
+        (lambda b: b.update(fhirServer="ftp://ehr.example.org/fhir"), "absolute http(s) URL"),
+        (lambda b: b.update(fhirServer="https://user:pw@ehr.example.org/fhir"), "credentials"),
+        (lambda b: b.update(fhirAuthorization={"access_token": "t", "token_type": "Bearer", "expires_in": 300,
+                                               "scope": "patient/*.read", "subject": "cds"}),
+         "fhirServer is required when fhirAuthorization is present"),
+        (lambda b: b.update(fhirServer="https://ehr.example.org/fhir", fhirAuthorization={"token_type": "Bearer"}),
+         "fhirAuthorization.access_token is required"),
+        (lambda b: b.update(fhirServer="https://ehr.example.org/fhir",
+                            fhirAuthorization={"access_token": "t", "token_type": "MAC", "expires_in": 300,
+                                               "scope": "s", "subject": "c"}), "token_type must be Bearer"),
+        (lambda b: b.update(fhirServer="https://ehr.example.org/fhir",
+                            fhirAuthorization={"access_token": "t", "token_type": "Bearer", "expires_in": "300",
+                                               "scope": "s", "subject": "c"}), "expires_in must be an integer"),
+        (lambda b: b.update(prefetch=[]), "prefetch must be a JSON object"),
+        (lambda b: b["prefetch"].update(patient="Patient/p1"), "prefetch.patient must be a FHIR resource or null"),
+        (lambda b: b["prefetch"].update(patient={"resourceType": "Patient", "id": "someone-else"}),
+         "not context.patientId"),
+    ],
+)
+def test_invalid_requests_get_a_clear_400(client, mutate, message):
+    body = minimal_request()
+    mutate(body)
+    response = post(client, body)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    payload = response.get_json()
+    assert payload["resourceType"] == "OperationOutcome"
+    assert message in payload["error"]
+
+
+def test_plain_http_fhir_server_is_refused_unless_allowed():
+    body = minimal_request(fhirServer="http://ehr.example.org/fhir")
+    refused = make_app(fhir_allow_http=False).test_client().post(URL, json=body)
+    assert refused.status_code == 400 and "https" in refused.get_json()["error"]
+    allowed = make_app(fhir_allow_http=True).test_client().post(URL, json=body)
+    assert allowed.status_code == 200
+
+
+def test_body_that_is_not_json_is_400(client):
+    response = client.post(URL, data="{not json", content_type="application/json")
+    assert response.status_code == 400 and response.is_json
+
+
+def test_body_of_another_content_type_is_415(client):
+    response = client.post(URL, data="hook=patient-view", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and response.is_json
+
+
+def test_body_too_large_is_413():
+    client = make_app(max_body_bytes=2048).test_client()
+    body = minimal_request()
+    body["padding"] = "x" * 4096
+    response = client.post(URL, json=body)
+    assert response.status_code == 413 and response.is_json
+
+
+def test_deeply_nested_body_is_400_not_a_crash(client):
+    nested = "[" * 5000 + "]" * 5000
+    response = client.post(URL, data=nested, content_type="application/json")
+    assert response.status_code == 400
+
+
+# ---------------- prefetch values ----------------
+
+def test_required_key_absent_without_fhir_server_is_412_naming_it(client):
+    body = calcinosis_request()
+    del body["prefetch"]["conditions"]
+    response = post(client, body)
+    assert response.status_code == 412
+    payload = response.get_json()
+    assert payload["resourceType"] == "OperationOutcome"
+    assert payload["missing"] == ["conditions"]
+
+
+def test_required_key_as_operation_outcome_is_412(client):
+    body = calcinosis_request()
+    body["prefetch"]["patient"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    response = post(client, body)
+    assert response.status_code == 412
+    assert response.get_json()["missing"] == ["patient"]
+
+
+def test_null_required_key_means_no_data_not_an_error(client):
+    body = calcinosis_request()
+    body["prefetch"]["patient"] = None
+    response = post(client, body)
+    assert response.status_code == 200
+
+
+def test_optional_key_absent_gives_the_cards_possible_and_says_what_is_missing(client):
+    body = calcinosis_request()
+    del body["prefetch"]["observations"]
+    response = post(client, body)
+    assert response.status_code == 200
+    payload = response.get_json()
+    assert "R18" not in fired_rules(payload), "no phosphate data, no diet card"
+    assert "R17" in fired_rules(payload), "CKD alone still indicates nephrology"
+    missing = payload["extension"]["calcinosis-cds"]["missingData"]
+    assert [m["prefetchKey"] for m in missing] == ["observations"]
+
+
+def test_optional_key_as_operation_outcome_is_reported(client):
+    body = calcinosis_request()
+    body["prefetch"]["medicationRequests"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    response = post(client, body)
+    assert response.status_code == 200
+    missing = response.get_json()["extension"]["calcinosis-cds"]["missingData"]
+    assert [m["prefetchKey"] for m in missing] == ["medicationRequests"]
+
+
+def test_absent_prefetch_object_without_fhir_server_is_412(client):
+    body = calcinosis_request()
+    del body["prefetch"]
+    response = post(client, body)
+    assert response.status_code == 412
+    assert sorted(response.get_json()["missing"]) == ["conditions", "patient"]
+
+
+def test_a_bad_resource_among_good_ones_is_skipped_and_reported(client):
+    body = calcinosis_request()
+    observations = body["prefetch"]["observations"]["entry"]
+    broken = copy.deepcopy(observations[0]["resource"])
+    broken["id"] = "broken"
+    broken["valueQuantity"]["value"] = "five"
+    observations.append({"resource": broken})
+    conditions = body["prefetch"]["conditions"]["entry"]
+    conditions.append({"resource": {"resourceType": "Condition", "id": "bad-cond", "subject": {"reference": "Patient/p1"},
+                                    "code": {"coding": "L94.2"}}})
+    response = post(client, body)
+    assert response.status_code == 200
+    payload = response.get_json()
+    assert {"R01", "R17", "R18"} <= fired_rules(payload), "the good resources still count"
+    skipped = {s["resource"]: s["issue"] for s in payload["extension"]["calcinosis-cds"]["skippedResources"]}
+    assert set(skipped) == {"Observation/broken", "Condition/bad-cond"}
+    assert all(issue.startswith("not valid FHIR R4") for issue in skipped.values())
+    assert "five" not in str(skipped), "the report names where, not the patient's values"
+
+
+def test_resources_about_another_patient_are_ignored(client):
+    body = calcinosis_request()
+    for entry in body["prefetch"]["observations"]["entry"]:
+        entry["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    payload = post(client, body).get_json()
+    assert "R18" not in fired_rules(payload)
+    assert any(s["issue"] == "it is about another patient" for s in payload["extension"]["calcinosis-cds"]["skippedResources"])
+
+
+def test_searchset_with_a_next_link_and_no_fhir_server_is_reported_incomplete(client):
+    body = calcinosis_request()
+    body["prefetch"]["observations"]["link"] = [{"relation": "next", "url": "https://ehr.example.org/fhir/Observation?page=2"}]
+    payload = post(client, body).get_json()
+    assert "R18" in fired_rules(payload), "the first page is used"
+    missing = payload["extension"]["calcinosis-cds"]["missingData"]
+    assert missing[0]["prefetchKey"] == "observations"
+
+
+def test_unknown_fields_and_extensions_are_ignored(client):
+    body = calcinosis_request()
+    body["extension"] = {"org.example.trace": {"id": "x"}}
+    body["context"]["somethingNew"] = True
+    assert post(client, body).status_code == 200
+
+
+def test_same_data_gives_the_same_cards_and_uuids(client):
+    first = post(client, calcinosis_request()).get_json()
+    second = post(client, dict(calcinosis_request(), hookInstance=str(uuid.uuid4()))).get_json()
+    assert first["cards"] == second["cards"]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["rules"] >= 3
