@@ -2,6 +2,7 @@
 
   calcinosis-cds serve [--host H] [--port P] [--workers N]   run the service (gunicorn), development defaults
   calcinosis-cds evaluate FILE [--at DATE] [--hook HOOK]      print the CDS Hooks response for one record
+  calcinosis-cds request FILE [--at DATE] [--hook HOOK]       print the CDS Hooks request built from FILE (for curl)
   calcinosis-cds rules [--format text|markdown|json]          print the catalogue of rules, generated from cards/
 
 FILE for `evaluate` is a CDS Hooks request, a FHIR Bundle of one patient (e.g. a Synthea record), or a fixture
@@ -91,6 +92,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def request_command(args: argparse.Namespace) -> int:
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        _, body = build_request(document, args.hook, _parse_at(args.at))
+    except (OSError, ValueError) as error:
+        print(f"cannot build a request from {args.file}: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(body, indent=2))
+    return 0
+
+
 def rules_command(args: argparse.Namespace) -> int:
     from .catalogue import render_catalogue
 
@@ -143,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--at", help="evaluation time (ISO date or date-time); default now")
     evaluate.add_argument("--hook", choices=("patient-view", "order-select", "order-sign"))
     evaluate.set_defaults(run=evaluate_command)
+
+    build = commands.add_parser("request", help="print the CDS Hooks request for a record, to send with curl")
+    build.add_argument("file", help="a FHIR Bundle of one patient, or a fixture scenario")
+    build.add_argument("--at", help="time the record's relative dates are resolved against; default now")
+    build.add_argument("--hook", choices=("patient-view", "order-select", "order-sign"))
+    build.set_defaults(run=request_command)
 
     rules = commands.add_parser("rules", help="print the catalogue of rules")
     rules.add_argument("--format", choices=("text", "markdown", "json"), default="text")

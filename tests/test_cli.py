@@ -78,3 +78,12 @@ def test_synthea_records_evaluate_without_error_and_without_cards(record):
     response = json.loads(result.stdout)
     assert response["cards"] == []
     assert "Traceback" not in result.stderr
+
+
+def test_request_prints_a_cds_hooks_request_with_resolved_dates(capsys):
+    code, out = run_cli("request", str(SCENARIOS / "foundation-calcinosis-ckd-hyperphosphatemia.json"),
+                        "--at", NOW.isoformat(), capsys=capsys)
+    assert code == 0
+    body = json.loads(out)
+    assert body["hook"] == "patient-view" and body["context"]["patientId"] == "p1"
+    assert "${" not in out, "relative dates are resolved"
