@@ -27,14 +27,14 @@ def _reasons(reason_references: Iterable[str]) -> list[dict[str, str]]:
     return [{"reference": ref} for ref in dict.fromkeys(reason_references) if ref.startswith("Condition/")]
 
 
-def referral(patient_id: str, snomed_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
-    """A referral to a specialty, as a ServiceRequest proposal (SNOMED CT 'Referral to ...' procedure)."""
+def _service_request(patient_id: str, category: tuple[str, str], code: dict, reason_references: Iterable[str],
+                     note: str | None) -> dict:
     data: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
-        "category": [{"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}]}],
-        "code": {"coding": [{"system": SNOMED, "code": snomed_code, "display": display}], "text": display},
+        "category": [{"coding": [{"system": SNOMED, "code": category[0], "display": category[1]}]}],
+        "code": code,
         "subject": {"reference": f"Patient/{patient_id}"},
     }
     if reasons := _reasons(reason_references):
@@ -42,23 +42,18 @@ def referral(patient_id: str, snomed_code: str, display: str, reason_references:
     if note:
         data["note"] = [{"text": note}]
     return _dump(ServiceRequest.model_validate(data))
+
+
+def referral(patient_id: str, snomed_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
+    """A referral to a specialty, as a ServiceRequest proposal (SNOMED CT 'Referral to ...' procedure)."""
+    code = {"coding": [{"system": SNOMED, "code": snomed_code, "display": display}], "text": display}
+    return _service_request(patient_id, ("3457005", "Patient referral"), code, reason_references, note)
 
 
 def lab_order(patient_id: str, loinc_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
     """A laboratory test, as a ServiceRequest proposal coded in LOINC."""
-    data: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "category": [{"coding": [{"system": SNOMED, "code": "108252007", "display": "Laboratory procedure"}]}],
-        "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
-    if reasons := _reasons(reason_references):
-        data["reasonReference"] = reasons
-    if note:
-        data["note"] = [{"text": note}]
-    return _dump(ServiceRequest.model_validate(data))
+    code = {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display}
+    return _service_request(patient_id, ("108252007", "Laboratory procedure"), code, reason_references, note)
 
 
 def diet_order(
