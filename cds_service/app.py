@@ -104,6 +104,10 @@ def create_app(
         from .security import Authenticator
 
         authenticator = Authenticator.from_settings(settings)
+    if fetcher is None:  # absent prefetch keys are fetched from the request's fhirServer (docs/fetching.md)
+        from .fhir_client import FhirClient
+
+        fetcher = FhirClient.from_settings(settings)
 
     from .cors import install_cors
 

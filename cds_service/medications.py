@@ -184,3 +184,18 @@ def read_medications(resources: Iterable[dict], *, medications: Iterable[dict], 
         for resource in resources
         if resource.get("resourceType") in MEDICATION_TYPES and (not active_only or is_active(resource))
     ]
+
+
+def unresolved_medication_references(resources: Iterable[dict]) -> list[str]:
+    """medicationReferences of the record's active medications (what the rules read) that are neither contained
+    nor among the record's Medication resources: what prefetch.gather asks the fetcher for."""
+    resources = list(resources)
+    index = medication_index(r for r in resources if r.get("resourceType") == "Medication")
+    references: list[str] = []
+    for resource in resources:
+        if resource.get("resourceType") not in MEDICATION_TYPES or not is_active(resource):
+            continue
+        reference = reference_of(resource.get("medicationReference"))
+        if reference and _resolve_medication(reference, resource, index) is None and not reference.startswith("#"):
+            references.append(reference)
+    return list(dict.fromkeys(references))

@@ -8,6 +8,10 @@ What each prefetch value means (CDS Hooks 2.0 §Prefetch):
 
 Keys are required or optional (see services.py). A required key that cannot be obtained makes the request fail with
 412; an optional one is reported in the response's extension and the cards that need it are not given.
+
+Medications referenced by the record's active MedicationRequests/Statements (`medicationReference`) that are neither
+contained nor in the record are fetched in one batch when the fetcher can (`fetch_medications`), within the same
+deadline; what stays unresolved is reported under the pseudo-key MEDICATION_KEY (optional).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import BadRequest, PreconditionFailed
+from .medications import unresolved_medication_references
 from .protocol import HookRequest
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -65,6 +70,17 @@ class Fetcher(Protocol):
     def fetch(self, request: HookRequest, queries: dict[str, str], continuations: dict[str, str]) -> dict[str, KeyResult]:
         """queries: key -> rendered query for absent keys; continuations: key -> `next` URL of a partial Bundle."""
         ...
+
+
+class MedicationFetcher(Protocol):
+    """Optional fetcher method: the Medications a record references, by reference ('Medication/123'), in one batch."""
+
+    def fetch_medications(self, request: HookRequest, references: list[str]) -> KeyResult:
+        ...
+
+
+# Not a prefetch key of any template: where unresolved medicationReferences are reported (always optional).
+MEDICATION_KEY = "medicationReferences"
 
 
 @dataclass
@@ -149,6 +165,7 @@ def gather(
             details=[f"{key}: {keys[key].error}" for key in missing_required],
         )
     _check_patient(request, keys)
+    _resolve_medications(request, keys, fetcher)
 
     resources: list[dict] = []
     seen: set[tuple[str, str]] = set()
@@ -162,6 +179,18 @@ def gather(
             resources.append(resource)
     missing_optional = sorted(key for key, result in keys.items() if result.error and key not in required)
     return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
+
+
+def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None) -> None:
+    references = unresolved_medication_references(r for result in keys.values() for r in result.resources)
+    if not references:
+        return
+    fetch_medications = getattr(fetcher, "fetch_medications", None)
+    if fetch_medications is None or not request.fhir_server:
+        why = "no fhirServer to fetch them from" if not request.fhir_server else "this service does not fetch them"
+        keys[MEDICATION_KEY] = KeyResult(error=f"referenced but not in the prefetch, and {why}: " + ", ".join(references))
+        return
+    keys[MEDICATION_KEY] = fetch_medications(request, references)
 
 
 def _check_patient(request: HookRequest, keys: dict[str, KeyResult]) -> None:

@@ -72,8 +72,9 @@ def handle(
 
     response: dict[str, Any] = {"cards": evaluation.cards}
     report: dict[str, Any] = {}
-    if record.missing_optional:
-        report["missingData"] = [p for p in record.problems() if p["prefetchKey"] in record.missing_optional]
+    if record.problems():
+        # Missing optional keys, and required keys obtained only in part (a page cap, a failed later page).
+        report["missingData"] = record.problems()
     if selected.skipped:
         report["skippedResources"] = selected.skipped
     if facts.labs.unusable:

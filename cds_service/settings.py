@@ -70,7 +70,8 @@ class Settings:
     fetch_deadline_seconds: float = 4.0
     fetch_connect_timeout_seconds: float = 1.0
     fetch_read_timeout_seconds: float = 3.0
-    fetch_max_pages: int = 10
+    fetch_max_pages: int = 20
+    """Per key: 20 pages cover 400 Conditions at a server's common default of 20 a page; the deadline bounds time."""
     fetch_max_resources: int = 10_000
 
     # --- clinical product decisions that RULES.md leaves to a setting ---
@@ -183,7 +184,7 @@ ENVIRONMENT_VARIABLES = {
     "CDS_FETCH_DEADLINE_SECONDS": ("deadline for all FHIR fetches of one request", "4"),
     "CDS_FETCH_CONNECT_TIMEOUT_SECONDS": ("connect timeout per FHIR fetch", "1"),
     "CDS_FETCH_READ_TIMEOUT_SECONDS": ("read timeout per FHIR fetch", "3"),
-    "CDS_FETCH_MAX_PAGES": ("most search pages followed per prefetch key", "10"),
+    "CDS_FETCH_MAX_PAGES": ("most search pages followed per prefetch key", "20"),
     "CDS_FETCH_MAX_RESOURCES": ("most resources read per prefetch key", "10000"),
     "CDS_LOW_DOSE_WARFARIN_MG": ("daily warfarin dose at or below which R08b calls it low", "2"),
     "CDS_LOG_FORMAT": ("json or text", "json (make run: text)"),
