@@ -299,7 +299,7 @@ class FhirClient:
                 truncated = f"the FHIR server's next links loop (page {pages + 1} repeats an earlier page); paging stopped"
                 break
             if pages >= pages_left:
-                truncated = f"only {pages} pages read (cap CDS_FETCH_MAX_PAGES={self.max_pages})"
+                truncated = f"only {pages} page{'' if pages == 1 else 's'} read (cap CDS_FETCH_MAX_PAGES={self.max_pages})"
                 break
             if len(resources) >= self.max_resources:
                 truncated = f"only {len(resources)} resources read (cap CDS_FETCH_MAX_RESOURCES={self.max_resources})"
