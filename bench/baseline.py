@@ -1,0 +1,31 @@
+"""The framework floor: the same Flask application shape under the same gunicorn settings, doing only what any JSON
+endpoint must do: read the body, parse it with the standard library, answer {"cards": []}.
+
+Run by the benchmark as `gunicorn --config <the image's gunicorn.conf.py> 'bench.baseline:create_app()'`. Its ratio to
+the real service is what the service's own work costs on top of the framework.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, Response, request
+
+EMPTY = json.dumps({"cards": []}, separators=(",", ":"))
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/healthz")
+    def healthz():
+        return Response('{"status":"ok"}', mimetype="application/json")
+
+    @app.post("/cds-services/<service_id>")
+    def service_call(service_id: str):
+        body = json.loads(request.get_data())
+        if not isinstance(body, dict):
+            return Response('{"error":"not a JSON object"}', status=400, mimetype="application/json")
+        return Response(EMPTY, mimetype="application/json")
+
+    return app

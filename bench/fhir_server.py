@@ -1,0 +1,89 @@
+"""A tiny FHIR server on loopback for the fetch path: every request is answered after an injected delay.
+
+It serves one patient's resources: `Patient/<id>` reads, and `<Type>?patient=...` searches as searchset Bundles of
+every resource of that type (the service filters what it reads, as it does with a full prefetch). `Medication?_id=`
+searches return the Medications asked for. A threaded HTTP/1.1 server with keep-alive, so that the service's
+parallel fetches are answered in parallel, like a real FHIR server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class FhirServer:
+    def __init__(self, resources: list[dict], delay_seconds: float, host: str = "127.0.0.1", port: int = 0):
+        self.delay = delay_seconds
+        self.by_type: dict[str, list[dict]] = {}
+        for resource in resources:
+            self.by_type.setdefault(resource["resourceType"], []).append(resource)
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._cache: dict[str, bytes] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                with server._lock:
+                    server.requests += 1
+                time.sleep(server.delay)
+                status, body = server.answer(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="bench-fhir", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/fhir"
+
+    def answer(self, path: str) -> tuple[int, bytes]:
+        cached = self._cache.get(path)
+        if cached is not None:
+            return 200, cached
+        parts = urlsplit(path)
+        segments = [s for s in parts.path.split("/") if s]
+        if segments and segments[0] == "fhir":
+            segments = segments[1:]
+        if len(segments) == 2:  # a read
+            match = [r for r in self.by_type.get(segments[0], []) if r.get("id") == segments[1]]
+            if not match:
+                return 404, json.dumps({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "not-found"}]}).encode()
+            body = json.dumps(match[0]).encode()
+        elif len(segments) == 1:  # a search
+            found = self.by_type.get(segments[0], [])
+            ids = parse_qs(parts.query).get("_id")
+            if ids:
+                wanted = set(",".join(ids).split(","))
+                found = [r for r in found if r.get("id") in wanted]
+            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                               "entry": [{"resource": r, "search": {"mode": "match"}} for r in found]}).encode()
+        else:
+            return 400, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}'
+        self._cache[path] = body
+        return 200, body
+
+    def __enter__(self) -> "FhirServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,122 @@
+"""The load generator: wrk (Debian package `wrk`), driven with a Lua script that POSTs a JSON body and prints the
+latency percentiles, throughput and error counts as one JSON line.
+
+ensure_wrk() finds wrk, or installs it with apt-get when running as root (CI and the project's machines are Debian,
+as root, with the package registry reachable); otherwise it says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,' ..
+    '"timeout":%d,"p50_us":%d,"p90_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(95), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+class LoadGeneratorMissing(RuntimeError):
+    pass
+
+
+def ensure_wrk(install: bool = True, timeout: float = 300.0) -> str:
+    """Path of wrk; installs the Debian package when missing and allowed (root, apt-get present)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    hint = "install it with `sudo apt-get install wrk` (Debian/Ubuntu) or your platform's package manager"
+    if not install:
+        raise LoadGeneratorMissing(f"wrk is not installed; {hint}")
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise LoadGeneratorMissing(f"wrk is not installed and cannot be installed here (needs root and apt-get); {hint}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    try:
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        if first.returncode != 0:  # the package lists are missing or stale on a fresh machine
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=timeout, check=True)
+            subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        detail = getattr(error, "stderr", "") or ""
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        raise LoadGeneratorMissing(f"installing wrk with apt-get failed ({error}); {hint}\n{detail[-500:]}") from None
+    found = shutil.which("wrk")
+    if not found:
+        raise LoadGeneratorMissing(f"apt-get reported success but wrk is not on PATH; {hint}")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    result = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+    return (result.stdout + result.stderr).strip().splitlines()[0] if (result.stdout + result.stderr) else "wrk"
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    errors: int
+    error_detail: dict[str, int]
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run_wrk(wrk: str, url: str, body: bytes, *, connections: int, seconds: float, timeout_s: float = 5.0,
+            threads: int | None = None) -> LoadResult:
+    """POST `body` to `url` over `connections` keep-alive connections for `seconds` (closed loop)."""
+    threads = threads or max(1, min(2, connections))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        body_path = Path(tmp) / "body.json"
+        body_path.write_bytes(body)
+        script = Path(tmp) / "post.lua"
+        script.write_text(LUA)
+        command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                   f"--timeout={timeout_s:g}s", "-s", str(script), url]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + timeout_s + 60,
+                                env={**os.environ, "BENCH_BODY": str(body_path)})
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+    raw = json.loads(line[len("BENCH_RESULT "):])
+    detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
+    return LoadResult(
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        errors=sum(detail.values()),
+        error_detail=detail,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p95_ms=raw["p95_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        mean_ms=raw["mean_us"] / 1000,
+    )

@@ -1,0 +1,159 @@
+"""Start the service and the baseline exactly as the production image does: gunicorn with the image's config file
+(docker/gunicorn.conf.py) and the image's environment (the ENV of the Dockerfile), bound to 127.0.0.1 only.
+
+Differences from production, all stated in the report: CDS_AUTH=off (no JWT to sign and verify on each call; the
+benchmark measures the clinical pipeline, not ES384 signature checks), CDS_FHIR_ALLOW_HTTP=true (the fake FHIR server
+of the fetch path is plain http on loopback), and the bind address. Logs go to a file in the results folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+GUNICORN_CONF = ROOT / "docker" / "gunicorn.conf.py"
+# What the image sets when the Dockerfile is not at hand (kept in sync with it; the Dockerfile wins when present).
+IMAGE_DEFAULTS = {
+    "GUNICORN_WORKERS": "2",
+    "GUNICORN_THREADS": "4",
+    "GUNICORN_TIMEOUT": "30",
+    "GUNICORN_KEEPALIVE": "5",
+    "CDS_LOG_FORMAT": "json",
+    "CDS_LOG_LEVEL": "INFO",
+}
+BENCH_OVERRIDES = {"CDS_AUTH": "off", "CDS_FHIR_ALLOW_HTTP": "true"}
+SERVICE_APP = "cds_service:create_app()"
+BASELINE_APP = "bench.baseline:create_app()"
+
+
+def image_environment() -> dict[str, str]:
+    """The ENV of the Dockerfile's runtime stage that concerns gunicorn and the service (GUNICORN_*, CDS_*)."""
+    env = dict(IMAGE_DEFAULTS)
+    if not DOCKERFILE.is_file():
+        return env
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    runtime = text.rsplit("\nFROM ", 1)[-1]  # the last stage is the one that runs
+    for line in runtime.splitlines():
+        if line.strip().startswith("ENV "):
+            for token in shlex.split(line.strip()[4:]):
+                name, sep, value = token.partition("=")
+                if sep and re.match(r"^(GUNICORN|CDS)_[A-Z_]+$", name):
+                    env[name] = value
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_command(app: str, port: int) -> list[str]:
+    """The image's ENTRYPOINT/CMD (`gunicorn --config gunicorn.conf.py APP`), from this venv."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [str(gunicorn) if gunicorn.exists() else "gunicorn"]
+    if GUNICORN_CONF.is_file():
+        command += ["--config", str(GUNICORN_CONF)]
+    else:  # the image's settings, spelled out
+        env = image_environment()
+        command += ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+                    "--workers", env["GUNICORN_WORKERS"], "--threads", env["GUNICORN_THREADS"],
+                    "--timeout", env["GUNICORN_TIMEOUT"], "--keep-alive", env["GUNICORN_KEEPALIVE"], "--preload"]
+    return command + [app]
+
+
+@dataclass
+class Server:
+    name: str
+    app: str
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CDS_", "GUNICORN_"))}
+        env.update(image_environment())
+        env.update(BENCH_OVERRIDES)
+        env.update(self.extra_env)
+        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1"})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def start(self, timeout: float = 60.0) -> "Server":
+        self.port = self.port or free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(gunicorn_command(self.app, self.port), cwd=ROOT, env=self.environment(),
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up (code {self.process.returncode}); "
+                                   f"see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:
+                    if answer.status == 200 and len(self.worker_pids()) >= self.expected_workers():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer /healthz within {timeout:g} s; see {self.log_path}")
+
+    def expected_workers(self) -> int:
+        return int(self.environment().get("GUNICORN_WORKERS", "2") or 2)
+
+    def worker_pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        except OSError:
+            return []
+        return [int(pid) for pid in children]
+
+    def peak_rss_mb(self) -> list[float]:
+        """Peak resident memory (VmHWM) of each worker since it started, in MiB."""
+        peaks = []
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks.append(int(line.split()[1]) / 1024)
+            except OSError:
+                continue
+        return peaks
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own process group (start_new_session)
+            self.process.wait(timeout=5)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
