@@ -3,8 +3,9 @@
 Every route and every status code carries the headers; preflight OPTIONS requests are answered by flask-cors before
 any authentication (they carry no Authorization header). Credentials are never allowed, so `*` is safe.
 
-flask-cors sends Allow-Methods and Allow-Headers on preflights only; the sandbox notes ask for them on real responses
-too (including 4xx and 5xx), so an after-request hook adds them wherever flask-cors allowed the origin.
+flask-cors sends Allow-Methods and Allow-Headers on preflights only (and echoes just the requested headers); the
+sandbox notes ask for `GET, POST, OPTIONS` and `Authorization, Content-Type` on preflights and on real responses
+(including 4xx and 5xx), so an after-request hook sets them wherever flask-cors allowed the origin.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ def install_cors(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def _cors_on_every_response(response: Response) -> Response:
-        # Registered before flask-cors, so it runs after it (Flask runs after-request hooks in reverse order): it
-        # completes what flask-cors decided, and only where flask-cors allowed the origin.
+        # Registered before flask-cors, so it runs after it (Flask runs after-request hooks in reverse order): where
+        # flask-cors allowed the origin, the same full lists go on preflights and real responses alike.
         if response.headers.get("Access-Control-Allow-Origin") is not None:
-            if response.headers.get("Access-Control-Allow-Methods") is None:
-                response.headers["Access-Control-Allow-Methods"] = ", ".join(ALLOWED_METHODS)
-            if response.headers.get("Access-Control-Allow-Headers") is None:
-                response.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
+            response.headers["Access-Control-Allow-Methods"] = ", ".join(ALLOWED_METHODS)
+            response.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
         return response
 
     CORS(
