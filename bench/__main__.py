@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 import urllib.error
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<time>)")
     args = parser.parse_args(argv)
+    # Stopped from outside (SIGTERM, or SIGINT where a shell ignored it): unwind, so that every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     env = image_environment()
     saturating = int(env.get("GUNICORN_WORKERS", 2)) * int(env.get("GUNICORN_THREADS", 4))
