@@ -1,0 +1,352 @@
+"""The draft orders of the order hooks (order-select, order-sign), read leniently, and what the medication rules share.
+
+`context.draftOrders` is a Bundle of unsigned orders. Real clients send it in shapes FHIR validation would refuse
+(CDS-HOOKS.md §3.6): a Bundle without `type`, entries without a resource, a draft without `intent` or medication yet,
+`category` and `reasonCode` as one object instead of an array, DSTU2 `MedicationOrder` (with `patient`, `dateWritten`,
+`reasonCodeableConcept`, `dosageInstruction[].doseQuantity` and `timing.repeat.periodUnits`). None of that is an
+error here. A draft with no medication yet becomes a MedicationFact with `has_medication` False, which no rule fires on.
+
+Each draft's `reference` is the relative reference that `context.selections` uses ("MedicationRequest/request-123"),
+so a card can offer to remove it with a `delete` action whose `resourceId` is that reference.
+
+Also here, because every medication rule needs them the same way:
+- which drafts a rule judges: on order-select the selected orders, on order-sign all of them;
+- the daily dose of a draft in mg, also when it is ordered in tablets of a product whose strength its name gives;
+- whether a draft is given intravenously (R22a: oral calcium is not IV calcium);
+- suggestions that remove a draft, or propose a lab test or a nephrology referral, never twice: not when the
+  draftOrders already hold the same ServiceRequest, nor (referral) when the record has one from the last 12 months.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Iterable
+
+from . import proposals
+from .fhir_values import as_list, codeable_concepts, parse_datetime
+from .medications import MedicationFact, medication_index, read_medication
+from .rules import Action, Suggestion
+from .terminology import system_key
+
+MEDICATION_ORDER_TYPES = ("MedicationRequest", "MedicationOrder")  # MedicationOrder: DSTU2
+SERVICE_ORDER_TYPES = ("ServiceRequest", "NutritionOrder", "ProcedureRequest")  # ProcedureRequest: STU3
+# Orders in draftOrders that no longer stand (withdrawn in the ordering session) are not judged.
+WITHDRAWN_STATUSES = frozenset({"entered-in-error", "cancelled", "revoked", "stopped"})
+_RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+_FULL_URL_REFERENCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+# ---------- daily dose ----------
+
+_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+# Dose units that count units of the product (the CDS Hooks sandbox orders in "{pill}").
+_UNIT_OF_PRODUCT = frozenset({"{pill}", "pill", "{tbl}", "tbl", "tab", "tabs", "tablet", "tablets", "{tablet}",
+                              "{capsule}", "capsule", "capsules", "cap", "{cap}", "1", "{unit}", ""})
+_PER_DAY = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 1 / 30, "min": 1440.0, "s": 86400.0, "a": 1 / 365}
+# A single-ingredient solid product's strength in its name: "warfarin sodium 1 MG Oral Tablet". Names with "/" are
+# combinations or concentrations (MG/ML), whose per-unit strength cannot be read this way.
+_STRENGTH = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug)\b(?!\s*/)", re.IGNORECASE)
+_SOLID_FORM = re.compile(r"\b(tablet|capsule|tab|cap)s?\b", re.IGNORECASE)
+
+
+def product_strength_mg(texts: Iterable[str | None]) -> float | None:
+    """The strength per tablet or capsule, in mg, of a single-ingredient product named in one of `texts`."""
+    for text in texts:
+        if not isinstance(text, str) or "/" in text or not _SOLID_FORM.search(text):
+            continue
+        strengths = _STRENGTH.findall(text)
+        if len(strengths) == 1:
+            value, unit = strengths[0]
+            return float(value) * _MG_PER_UNIT[unit.lower()]
+    return None
+
+
+def _concept_texts(concepts: Iterable[dict]) -> list[str]:
+    texts = []
+    for concept in concepts:
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        texts.extend(c["display"] for c in codeable_concepts(concept.get("coding")) if isinstance(c.get("display"), str))
+    return texts
+
+
+def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
+    """Daily dose in mg from the first dosage instruction with an explicit dose and timing (R4 doseAndRate, or the
+    DSTU2/STU3 doseQuantity and periodUnits); a dose in tablets counts only when the product's strength is known."""
+    for dosage in as_list(resource.get("dosageInstruction")):
+        if not isinstance(dosage, dict):
+            continue
+        quantity = None
+        for dose_and_rate in as_list(dosage.get("doseAndRate")):
+            if isinstance(dose_and_rate, dict) and isinstance(dose_and_rate.get("doseQuantity"), dict):
+                quantity = dose_and_rate["doseQuantity"]
+                break
+        if quantity is None and isinstance(dosage.get("doseQuantity"), dict):
+            quantity = dosage["doseQuantity"]
+        if quantity is None:
+            continue
+        value = quantity.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            continue
+        unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+        if unit.lower() in _MG_PER_UNIT:
+            per_dose = float(value) * _MG_PER_UNIT[unit.lower()]
+        elif unit.lower() in _UNIT_OF_PRODUCT and strength_mg is not None:
+            per_dose = float(value) * strength_mg
+        else:
+            continue
+        timing = dosage.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        if not isinstance(repeat, dict):
+            continue
+        frequency = repeat.get("frequency", 1)
+        period = repeat.get("period", 1)
+        per_day = _PER_DAY.get(str(repeat.get("periodUnit") or repeat.get("periodUnits")))
+        if (
+            isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0
+            or isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0 or per_day is None
+        ):
+            continue
+        return per_dose * frequency / period * per_day
+    return None
+
+
+# ---------- reading draftOrders ----------
+
+
+def _reference(entry: dict, resource: dict) -> str:
+    """The relative reference of a draft ("MedicationRequest/123"); from fullUrl when the resource has no id."""
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if isinstance(rid, str) and rid.strip():
+        return f"{rtype}/{rid}"
+    full_url = entry.get("fullUrl")
+    if isinstance(full_url, str):
+        found = _FULL_URL_REFERENCE.search(full_url)
+        if found and found.group(1) == rtype:
+            return f"{found.group(1)}/{found.group(2)}"
+    return str(rtype)
+
+
+def is_relative_reference(reference: str) -> bool:
+    return bool(_RELATIVE_REFERENCE.match(reference))
+
+
+def _draft_resources(draft_orders: Any) -> list[tuple[dict, dict]]:
+    """(entry, resource) of each entry that has a resource with a resourceType; anything else is skipped."""
+    if not isinstance(draft_orders, dict):
+        return []
+    out = []
+    for entry in as_list(draft_orders.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            out.append((entry, resource))
+    return out
+
+
+def read_draft_orders(draft_orders: Any, medications: Iterable[dict]) -> list[MedicationFact]:
+    """The medication orders of `context.draftOrders` as MedicationFacts with draft=True, leniently read.
+
+    `medications` are the record's Medication resources; Medications inside draftOrders and contained ones resolve
+    too. Withdrawn orders (cancelled, entered in error) are left out; a draft without medication is kept.
+    """
+    entries = _draft_resources(draft_orders)
+    index = medication_index(list(medications) + [r for _, r in entries if r.get("resourceType") == "Medication"])
+    facts: list[MedicationFact] = []
+    seen: set[str] = set()
+    for entry, resource in entries:
+        if resource.get("resourceType") not in MEDICATION_ORDER_TYPES:
+            continue
+        if resource.get("status") in WITHDRAWN_STATUSES:
+            continue
+        fact = read_medication(resource, index, draft=True)
+        reference = _reference(entry, resource)
+        if reference in seen and is_relative_reference(reference):
+            continue
+        seen.add(reference)
+        # DSTU2 MedicationOrder names its reason reasonCodeableConcept; either may be one object or an array.
+        reasons = codeable_concepts(resource.get("reasonCode")) + codeable_concepts(resource.get("reasonCodeableConcept"))
+        strength = product_strength_mg(_concept_texts(fact.concepts))
+        facts.append(
+            replace(
+                fact,
+                reference=reference,
+                reason_concepts=tuple(reasons),
+                daily_dose_mg=daily_dose_mg(resource, strength),
+            )
+        )
+    return facts
+
+
+@dataclass(frozen=True)
+class DraftServiceOrder:
+    """A ServiceRequest or NutritionOrder in draftOrders: what a rule must not propose a second time."""
+
+    reference: str
+    codes: frozenset[tuple[str, str]]  # (system key or url, code)
+
+
+def read_draft_service_orders(draft_orders: Any) -> list[DraftServiceOrder]:
+    out = []
+    for entry, resource in _draft_resources(draft_orders):
+        if resource.get("resourceType") not in SERVICE_ORDER_TYPES or resource.get("status") in WITHDRAWN_STATUSES:
+            continue
+        concepts = codeable_concepts(resource.get("code"))
+        oral = resource.get("oralDiet")
+        if isinstance(oral, dict):
+            concepts += codeable_concepts(oral.get("type"))
+        codes = set()
+        for concept in concepts:
+            for coding in codeable_concepts(concept.get("coding")):
+                if isinstance(coding.get("code"), str):
+                    codes.add((system_key(coding.get("system")) or str(coding.get("system")), coding["code"].strip()))
+        out.append(DraftServiceOrder(_reference(entry, resource), frozenset(codes)))
+    return out
+
+
+# ---------- which drafts a rule judges ----------
+
+
+def orders_under_review(facts, ctx) -> list[MedicationFact]:
+    """The draft medication orders a rule judges: on order-select the selected ones (the others were judged when
+    they were selected), on order-sign every draft being signed; none on patient-view. Drafts without medication
+    are never judged."""
+    if ctx.hook == "order-select":
+        selected = set(ctx.selections)
+        drafts = [d for d in facts.draft_orders if d.reference in selected]
+    elif ctx.hook == "order-sign":
+        drafts = list(facts.draft_orders)
+    else:
+        drafts = []
+    return [d for d in drafts if d.has_medication]
+
+
+def drafts_in(facts, ctx, value_set: str) -> list[tuple[MedicationFact, Any]]:
+    """Drafts under review that match a medication value set, with the match, in draftOrders order."""
+    vs = facts.terms.value_set(value_set)
+    out = []
+    for draft in orders_under_review(facts, ctx):
+        match = draft.match(vs)
+        if match is not None:
+            out.append((draft, match))
+    return out
+
+
+def active_in(facts, value_set: str) -> list[tuple[MedicationFact, Any]]:
+    """Active medications of the record (not drafts) that match a value set."""
+    return facts.medications_in(value_set, include_drafts=False)
+
+
+# ---------- route ----------
+
+INTRAVENOUS_ROUTE_CODES = frozenset({"47625008"})  # SNOMED CT Intravenous route (the FHIR route-codes example set)
+_IV_WORDS = re.compile(r"(?<![a-z])(intravenous|intravenously|iv|i\.v|injection|injectable|infusion|ivpb)(?![a-z])", re.IGNORECASE)
+_NOT_IV_ROUTE = re.compile(
+    r"(?<![a-z])(oral|orally|by mouth|po|rectal|enema|topical|enteral|sublingual|intraperitoneal|intramuscular)(?![a-z])",
+    re.IGNORECASE,
+)
+# Balanced electrolyte and dialysis solutions contain a little calcium chloride; they are not "IV calcium".
+_BALANCED_SOLUTION = re.compile(r"\b(ringer|ringer's|lactate|hartmann|dialysis|dianeal)\b", re.IGNORECASE)
+
+
+def _route_concepts(resource: dict) -> list[dict]:
+    concepts = []
+    for dosage in as_list(resource.get("dosageInstruction")) + as_list(resource.get("dosage")):
+        if isinstance(dosage, dict):
+            concepts.extend(codeable_concepts(dosage.get("route")))
+    return concepts
+
+
+def is_intravenous(draft: MedicationFact) -> bool:
+    """Given intravenously: an intravenous route (SNOMED 47625008 or words), else an injectable product name with
+    no other route given. Oral, rectal or enteral routes and balanced electrolyte solutions never count."""
+    texts = _concept_texts(draft.concepts)
+    if any(_BALANCED_SOLUTION.search(t) for t in texts):
+        return False
+    routes = _route_concepts(draft.resource)
+    for route in routes:
+        for coding in codeable_concepts(route.get("coding")):
+            if system_key(coding.get("system")) == "snomed" and coding.get("code") in INTRAVENOUS_ROUTE_CODES:
+                return True
+    route_texts = _concept_texts(routes)
+    if any(_IV_WORDS.search(t) for t in route_texts):
+        return True
+    if any(_NOT_IV_ROUTE.search(t) for t in route_texts):
+        return False
+    return any(_IV_WORDS.search(t) for t in texts) and not any(_NOT_IV_ROUTE.search(t) for t in texts)
+
+
+# ---------- suggestions, never twice ----------
+
+NEPHROLOGY = ("306286007", "Referral to nephrologist")  # VERIFIED (S2, S3)
+RECENT_REFERRAL_DAYS = 365
+
+
+def draft_has_service(ctx, system: str, code: str) -> str | None:
+    """The reference of a ServiceRequest/NutritionOrder in draftOrders with this code, if any."""
+    for order in read_draft_service_orders(ctx.context.get("draftOrders")):
+        if (system, code) in order.codes:
+            return order.reference
+    return None
+
+
+def recent_record_referral(facts, snomed_code: str) -> str | None:
+    """A referral with this code in the record from the last 12 months (not withdrawn)."""
+    since = facts.now - timedelta(days=RECENT_REFERRAL_DAYS)
+    for request in facts.service_requests:
+        if request.get("status") in WITHDRAWN_STATUSES:
+            continue
+        codes = {
+            (system_key(c.get("system")), c.get("code"))
+            for concept in codeable_concepts(request.get("code"))
+            for c in codeable_concepts(concept.get("coding"))
+        }
+        when = parse_datetime(request.get("authoredOn")) or parse_datetime(request.get("occurrenceDateTime"))
+        if ("snomed", snomed_code) in codes and when is not None and when >= since:
+            return f"ServiceRequest/{request.get('id')}"
+    return None
+
+
+def delete_suggestion(draft: MedicationFact, what: str) -> Suggestion | None:
+    """Remove a draft order (delete by resourceId); None when the draft has no id to name it by."""
+    if not draft.draft or not is_relative_reference(draft.reference):
+        return None
+    name = draft.text or draft.reference
+    return Suggestion(
+        f"Remove the draft order for {name}"[:120],
+        (Action("delete", f"Remove the draft order {draft.reference} ({what})", resource_id=draft.reference),),
+        key=f"delete:{draft.reference}",
+    )
+
+
+def lab_suggestion(facts, ctx, loinc: str, display: str, label: str, reasons: Iterable[str] = (), note: str | None = None):
+    """Propose a lab test, unless draftOrders already hold a ServiceRequest for it. (suggestion | None, already)"""
+    already = draft_has_service(ctx, "loinc", loinc)
+    if already:
+        return None, already
+    resource = proposals.lab_order(facts.patient_id, loinc, display, reasons, note)
+    return Suggestion(label, (Action("create", f"{display} (LOINC {loinc}), proposal", resource=resource),), key=f"lab:{loinc}"), None
+
+
+def nephrology_suggestion(facts, ctx, reasons: Iterable[str] = (), note: str | None = None):
+    """Propose a nephrology referral, unless one is in draftOrders or the record has one from the last 12 months.
+    (suggestion | None, the existing referral's reference | None)"""
+    code, display = NEPHROLOGY
+    already = draft_has_service(ctx, "snomed", code) or recent_record_referral(facts, code)
+    if already:
+        return None, already
+    resource = proposals.referral(facts.patient_id, code, display, reasons, note)
+    return Suggestion("Refer to nephrology", (Action("create", f"{display} (proposal)", resource=resource),), key="referral:nephrology"), None
+
+
+def condition_references(evidence: Iterable[dict]) -> list[str]:
+    return list(dict.fromkeys(e["reference"] for e in evidence if str(e.get("reference", "")).startswith("Condition/")))
+
+
+def medication_line(fact: MedicationFact) -> str:
+    """One Markdown line naming a medication (draft or record) without its patient data beyond the order."""
+    name = fact.text or "medication"
+    where = "draft order" if fact.draft else f"on record, status {fact.status or 'unknown'}"
+    dose = f", {fact.daily_dose_mg:g} mg/day" if fact.daily_dose_mg is not None else ""
+    return f"{name} ({where} {fact.reference}{dose})"
+
