@@ -103,4 +103,49 @@ def services() -> dict[str, Service]:
         required=REQUIRED_KEYS,
         usage_requirements=USAGE,
     )
-    return {service.id: service for service in (patient_view,)}
+    order_prefetch = order_hook_prefetch()
+    order_select = Service(
+        id="calcinosis-cutis-order-select",
+        hook="order-select",
+        title="Calcinosis cutis: medication safety while ordering",
+        description=(
+            "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the selected draft orders: "
+            "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
+            "low-dose warfarin for calcinosis, and intravenous calcium or phosphate (extravasation risk)."
+        ),
+        prefetch=order_prefetch,
+        required=REQUIRED_KEYS,
+        usage_requirements=USAGE,
+    )
+    order_sign = Service(
+        id="calcinosis-cutis-order-sign",
+        hook="order-sign",
+        title="Calcinosis cutis: medication safety at signing",
+        description=(
+            "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the orders being signed: "
+            "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
+            "low-dose warfarin for calcinosis, and warfarin in calciphylaxis."
+        ),
+        prefetch=order_prefetch,
+        required=REQUIRED_KEYS,
+        usage_requirements=USAGE,
+    )
+    return {service.id: service for service in (patient_view, order_select, order_sign)}
+
+
+# Labs the order rules read: phosphate (R06, Ca x P), calcium (Ca x P), magnesium and aluminium (R05), renal function.
+ORDER_LAB_ANALYTES = ("phosphate", "calcium", "calcium-corrected", "magnesium", "aluminium", "egfr", "creatinine")
+# Record keys the order rules read besides the labs: gate G0 and RI (conditions), dialysis (procedures), active
+# medications (R08c context, calciphylaxis risk factors), referrals not to suggest twice (serviceRequests).
+ORDER_RECORD_KEYS = ("patient", "conditions", "medicationRequests", "medicationStatements", "procedures", "serviceRequests")
+
+
+def order_hook_prefetch() -> dict[str, str]:
+    """The order hooks' prefetch: the record keys they read, with the Observation search narrowed to their labs."""
+    record = record_prefetch()
+    prefetch = {key: record[key] for key in ORDER_RECORD_KEYS if key in record}
+    terms = terminology()
+    loinc = terms.system_url("loinc")
+    codes = ",".join(f"{loinc}|{code}" for code in terms.lab_loinc_codes(ORDER_LAB_ANALYTES))
+    prefetch["observations"] = f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count=500"
+    return prefetch
