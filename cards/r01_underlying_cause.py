@@ -1,8 +1,16 @@
-"""R01: correct the underlying problem; if the work-up is missing, propose it."""
+"""R01: correct the underlying problem; if the metabolic work-up is missing, propose it.
+
+Article: "When identified, the underlying problem should be corrected." [23, 24]. Drivers: high calcium (ionized >
+corrected > total, A3), high phosphate, high PTH, renal insufficiency (A4), a connective-tissue disease,
+hyperparathyroidism, hypervitaminosis D. With none of Ca, P, albumin, creatinine/eGFR, PTH or 25-OH vitamin D in
+their look-back windows (A2), the "missing work-up" variant proposes those tests (an extrapolation: the article
+names none). Nothing is ordered unless the clinician accepts it.
+"""
 
 from cds_service import proposals
 from cds_service.rules import Action, Recommendation, Suggestion, rule
 
+from ._common import condition_references
 from ._text import bullet_list
 
 # Part A2 analytes whose absence in their look-back windows means no work-up was done.
@@ -33,8 +41,8 @@ WORKUP_TESTS = (
 )
 def underlying_cause(facts, ctx):
     drivers = {
-        "high calcium": facts.calcium_high(),
-        "high phosphate": facts.lab_high("phosphate"),
+        "high calcium": facts.hypercalcemia(),
+        "high phosphate": facts.hyperphosphatemia(),
         "high parathyroid hormone": facts.lab_high("pth"),
         "renal insufficiency": facts.renal_insufficiency(),
         "connective-tissue disease": facts.has_condition("connective-tissue-disease"),
@@ -47,11 +55,11 @@ def underlying_cause(facts, ctx):
         return None
 
     evidence = [item for finding in found.values() for item in finding.evidence]
-    reasons = [e["reference"] for e in evidence if e.get("reference", "").startswith("Condition/")]
+    reasons = condition_references(evidence) or [c.reference for c in facts.gate_conditions()]
     suggestions = []
     if workup_missing:
         actions = tuple(
-            Action("create", f"Order {display.split(' [')[0].split('/')[0]} ({code})",
+            Action("create", f"Order {display.split(' [')[0].split('/')[0]} ({code}) (proposal)",
                    resource=proposals.lab_order(facts.patient_id, code, display, reasons))
             for code, display in WORKUP_TESTS
         )
@@ -75,6 +83,9 @@ def underlying_cause(facts, ctx):
             "albumin, creatinine/eGFR, PTH or 25-OH vitamin D result is on file within its look-back window "
             "(90 days for Ca, P and albumin; 365 days for the others), so a metabolic cause cannot be excluded."
         )
+    if facts.is_child:
+        detail += ("\n\nThe patient is under 18: children's phosphate and calcium ranges are higher than adults', so "
+                   "only the laboratory's own range or flag is used to call a value high.")
     if workup_missing:
         detail += "\n\nThe list of tests is an extrapolation: the article names none. Nothing is ordered unless you accept it."
     return Recommendation(

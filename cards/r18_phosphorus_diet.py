@@ -1,13 +1,20 @@
-"""R18: restrict dietary phosphorus when hyperphosphatemia is present."""
+"""R18: restrict dietary phosphorus when hyperphosphatemia is present.
+
+Article (Diet): "Restrict dietary phosphorous when hyperphosphatemia is present." Dietary alteration is of minor benefit
+in most cases. Hyperphosphatemia = the latest phosphate (90 days) is high by A3 (lab range, else flag, else > 4.5 mg/dL
+in adults only; mmol/L converted), or a specific diagnosis that no recent phosphate contradicts (never E83.39 alone).
+Proposes a NutritionOrder with a phosphorus nutrient modifier (renal disease diet 33489005 when renal insufficiency is
+present; no numeric limit, which the article does not give) and a dietitian referral.
+"""
 
 from cds_service import proposals
 from cds_service.rules import Action, Recommendation, Suggestion, rule
 
+from ._common import referral_unless_recent
 from ._text import bullet_list
 
 RENAL_DIET = ("33489005", "Renal disease diet")  # VERIFIED display (S7)
 PHOSPHORUS = ("30820000", "Phosphorus")  # nutrient modifier, VERIFIED display (S7)
-DIETITIAN = ("103699006", "Referral to dietitian")  # VERIFIED (S2, S3)
 
 
 @rule(
@@ -16,13 +23,14 @@ DIETITIAN = ("103699006", "Referral to dietitian")  # VERIFIED (S2, S3)
     article="Restrict dietary phosphorous when hyperphosphatemia is present.",
     evidence_level="Expert recommendation of the article; dietary alteration is of minor benefit in most cases",
     trigger=(
-        "Calcinosis and the latest phosphate (90 days) is high: above the lab's range, flagged high, or above "
-        "4.5 mg/dL (1.45 mmol/L) in an adult. A diagnosis of hyperphosphatemia alone is not enough"
+        "Calcinosis and hyperphosphatemia: the latest phosphate (90 days) is above the lab's range, flagged high, or "
+        "above 4.5 mg/dL (1.45 mmol/L) in an adult; or a hyperphosphatemia diagnosis (not E83.39 alone) that no "
+        "recent phosphate contradicts"
     ),
     priority=30,
 )
 def phosphorus_diet(facts, ctx):
-    high = facts.lab_high("phosphate")
+    high = facts.hyperphosphatemia()
     if not high:
         return None
     note = "Phosphorus restriction; the amount is set by the dietitian (the article gives none)."
@@ -35,22 +43,25 @@ def phosphorus_diet(facts, ctx):
         detail += "\n\nRenal insufficiency is present: coordinate the diet with nephrology."
     diet = proposals.diet_order(
         facts.patient_id,
-        diet_code=RENAL_DIET,
+        diet_code=RENAL_DIET if ckd else None,
         diet_text="Phosphorus-restricted diet",
         nutrient=PHOSPHORUS,
         note=note,
         datetime_ordered=facts.now.isoformat(),
     )
-    referral = proposals.referral(facts.patient_id, DIETITIAN[0], DIETITIAN[1])
+    suggestions = [Suggestion("Propose a phosphorus-restricted diet",
+                              (Action("create", "Phosphorus-restricted diet (proposal)", resource=diet),), key="diet-phosphorus")]
+    dietitian, existing = referral_unless_recent(facts, "dietitian")
+    if dietitian:
+        suggestions.append(dietitian)
+    else:
+        detail += f"\n\nA dietitian is already involved ({existing})."
     return Recommendation(
         indicator="info",
         summary="Hyperphosphatemia: consider a phosphorus-restricted diet (minor benefit in most cases).",
         detail=detail,
         evidence=list(high.evidence),
-        suggestions=[
-            Suggestion("Propose a phosphorus-restricted diet", (Action("create", "Phosphorus-restricted diet (proposal)", resource=diet),), key="diet-phosphorus"),
-            Suggestion("Refer to a dietitian", (Action("create", "Referral to dietitian (proposal)", resource=referral),), key="dietitian"),
-        ],
+        suggestions=suggestions,
         selection_behavior="any",
         group="diet",
         group_line="Phosphorus-restricted diet for hyperphosphatemia",

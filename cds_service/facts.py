@@ -11,14 +11,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
-from .fhir_values import as_list, codeable_concepts, concept_text, parse_date, parse_datetime, resource_label
+from .fhir_values import as_list, codeable_concepts, concept_text, parse_date, parse_datetime, reference_of, resource_label
 from .labs import LabPanel, LabResult, assess_high, build_panel
 from .medications import MedicationFact, read_medications
 from .resources import SelectedResources
-from .terminology import Match, Terminology
+from .terminology import Match, Terminology, system_key
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+USABLE_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
+INACTIVE_ALLERGY = frozenset({"inactive", "resolved"})
+EXCLUDED_ENCOUNTER = frozenset({"cancelled", "entered-in-error"})
+EXCLUDED_REFERRAL = frozenset({"entered-in-error", "revoked"})
+RECENT_CARE_DAYS = 365  # a referral or specialist encounter this recent means "already referred" (RULES.md R17, §3.15)
+RECURRENT_INFECTION_DAYS = 365  # A8: two or more skin infections in the past 12 months = recurrent
 
 
 def _status_code(concept: Any) -> str | None:
@@ -108,6 +114,8 @@ class PatientFacts:
     service_requests: list[dict]
     encounters: list[dict]
     skipped: list[dict[str, str]]
+    coded_observations: list[dict] = field(default_factory=list)  # e.g. pregnancy status (not numeric labs)
+    missing_keys: frozenset[str] = frozenset()  # prefetch keys that could not be obtained (e.g. "allergies")
 
     # ---------- demographics ----------
     @property
@@ -120,6 +128,15 @@ class PatientFacts:
     def is_child(self) -> bool:
         age = self.age_years
         return age is not None and age < 18
+
+    def age_under(self, years: float) -> bool | None:
+        """True/False, or None when the birth date is unknown (a safety exclusion must then assume the worst)."""
+        age = self.age_years
+        return None if age is None else age < years
+
+    def data_missing(self, *keys: str) -> list[str]:
+        """Which of these prefetch keys could not be obtained for this call."""
+        return [key for key in keys if key in self.missing_keys]
 
     # ---------- conditions ----------
     def conditions_in(self, value_set: str, *, active_only: bool = True) -> list[tuple[ConditionFact, Match]]:
@@ -136,6 +153,57 @@ class PatientFacts:
     def has_condition(self, value_set: str) -> Finding:
         found = self.conditions_in(value_set)
         return Finding(bool(found), tuple(condition_evidence(c, m) for c, m in found))
+
+    def gate_conditions(self) -> list[ConditionFact]:
+        """The active calcinosis, calciphylaxis and tumoral calcinosis Conditions that pass gate G0."""
+        seen, out = set(), []
+        for value_set in ("calcinosis-cutis", "calciphylaxis", "tumoral-calcinosis"):
+            for condition, _ in self.conditions_in(value_set):
+                if condition.reference not in seen:
+                    seen.add(condition.reference)
+                    out.append(condition)
+        return out
+
+    def calcinosis_described_as(self, value_set: str) -> Finding:
+        """A word of `value_set` (e.g. "ulcerated", "painful") in the text of the calcinosis Condition itself."""
+        vs = self.terms.value_set(value_set)
+        evidence = []
+        for condition in self.gate_conditions():
+            texts = [condition.code.get("text")] + [
+                c.get("display") for c in codeable_concepts(condition.code.get("coding"))
+            ]
+            for text in texts:
+                if isinstance(text, str) and (word := vs.match_text(text)):
+                    evidence.append({"reference": condition.reference, "text": text, "valueSet": value_set,
+                                     "matchedBy": "text", "matched": word})
+                    break
+        return Finding(bool(evidence), tuple(evidence))
+
+    def recurrent(self, value_set: str, *, episodes: int = 2, days: int = RECURRENT_INFECTION_DAYS) -> Finding:
+        """A8: `episodes` or more Conditions of `value_set` (active or resolved, never refuted or entered in error)
+        with onset (else recorded date) in the past `days`. Conditions on the same day count as one episode; an
+        active one without any date is a current episode."""
+        since = self.now - timedelta(days=days)
+        days_seen: set = set()
+        evidence = []
+        for condition, match in self.conditions_in(value_set, active_only=False):
+            when = condition.when
+            if when is None:
+                if not condition.active:
+                    continue
+                key = ("undated", condition.reference)
+            elif since <= when <= self.now:
+                key = when.date()
+            else:
+                continue
+            if key in days_seen:
+                continue
+            days_seen.add(key)
+            item = condition_evidence(condition, match)
+            if when is not None:
+                item["onset"] = when.date().isoformat()
+            evidence.append(item)
+        return Finding(len(days_seen) >= episodes, tuple(evidence) if len(days_seen) >= episodes else ())
 
     # ---------- labs ----------
     def latest_lab(self, analyte: str) -> LabResult | None:
@@ -201,21 +269,89 @@ class PatientFacts:
         return Finding(bool(assessment.high), ({**result.evidence(), "assessment": assessment.basis},))
 
     def calcium_phosphate_product(self) -> tuple[float, LabResult, LabResult] | None:
-        """Ca x P in mg2/dL2 from the latest pair of a total (or lab-corrected) calcium and a phosphate drawn within
-        one day of each other, both in their look-back windows (A3, R23). None when no such pair exists."""
-        phosphates = self.labs.in_window("phosphate")
-        calciums = self.labs.in_window("calcium") or self.labs.in_window("calcium-corrected")
-        best = None
-        for phosphate in phosphates:
-            for calcium in calciums:
-                if abs(phosphate.effective - calcium.effective) <= timedelta(days=1):
-                    latest = max(phosphate.effective, calcium.effective)
-                    if best is None or latest > best[0]:
-                        best = (latest, calcium, phosphate)
-        if best is None:
+        """Ca x P in mg2/dL2 (A3, R23): the latest phosphate in its window, times a total calcium (else a
+        lab-reported corrected calcium) drawn within one day of it, both converted to mg/dL. None when the latest
+        phosphate has no such partner: an older pair does not describe the patient now. A calculated corrected
+        calcium is never used (RULES.md R23: corrected calcium only with the reviewer's approval; A3 allows a
+        lab-corrected one)."""
+        phosphate = self.labs.latest("phosphate")
+        if phosphate is None:
             return None
-        _, calcium, phosphate = best
-        return calcium.value * phosphate.value, calcium, phosphate
+        for analyte in ("calcium", "calcium-corrected"):
+            partners = [
+                c for c in self.labs.in_window(analyte) if abs(phosphate.effective - c.effective) <= timedelta(days=1)
+            ]
+            if partners:
+                calcium = min(partners, key=lambda c: abs(phosphate.effective - c.effective))
+                return calcium.value * phosphate.value, calcium, phosphate
+        return None
+
+    def hyperphosphatemia(self) -> Finding:
+        """R04, R18: the latest phosphate (90 days) is high (A3); or a specific diagnosis of hyperphosphatemia
+        (SNOMED 20165001 or the word; never E83.39 alone, which also covers other phosphorus disorders) that no
+        recent phosphate contradicts."""
+        high = self.lab_high("phosphate")
+        if high:
+            return high
+        latest = self.labs.latest("phosphate")
+        if latest is not None and assess_high(latest, self.age_years).high is False:
+            return Finding(False)
+        specific = [
+            condition_evidence(c, m)
+            for c, m in self.conditions_in("hyperphosphatemia")
+            if not (m.by == "code" and m.system == self.terms.system_url("icd10cm"))
+        ]
+        if not specific:
+            return Finding(False)
+        if latest is None:
+            specific.append({"note": "no phosphate result in the last 90 days to confirm it"})
+        return Finding(True, tuple(specific))
+
+    def hypercalcemia(self) -> Finding:
+        """R01, R19: the calcium measure (ionized > corrected > total) is high (A3); or a hypercalcemia diagnosis
+        (E83.52, SNOMED 66931009, the word) that no recent calcium contradicts."""
+        high = self.calcium_high()
+        if high:
+            return high
+        measure = self.calcium_measure()
+        if measure is not None and assess_high(measure, self.age_years).high is False:
+            return Finding(False)
+        found = self.has_condition("hypercalcemia")
+        if not found:
+            return Finding(False)
+        evidence = list(found.evidence)
+        if measure is None:
+            evidence.append({"note": "no calcium result in the last 90 days to confirm it"})
+        return Finding(True, tuple(evidence))
+
+    def calcium_above(self, threshold_mg_dl: float) -> Finding:
+        """Total calcium, corrected where possible (lab-reported, else calculated from a same-day albumin), above an
+        absolute threshold in mg/dL, at any age (R19's critical value 12.0 mg/dL). Ionized calcium is not compared
+        with a total-calcium threshold."""
+        result = self.labs.latest("calcium-corrected") or self.corrected_calcium() or self.labs.latest("calcium")
+        if result is None or result.value <= threshold_mg_dl:
+            return Finding(False)
+        return Finding(True, ({**result.evidence(), "threshold": f"> {threshold_mg_dl:g} mg/dL"},))
+
+    def dystrophic_context(self) -> Finding:
+        """R02, R08a: dystrophic calcinosis is likely: the Condition says dystrophic, or a connective-tissue disease
+        is present, or the latest calcium and phosphate were both measured and not high (A3)."""
+        named = self.calcinosis_described_as("dystrophic-calcinosis")
+        if named:
+            return named
+        ctd = self.has_condition("connective-tissue-disease")
+        if ctd:
+            return ctd
+        calcium, phosphate = self.calcium_measure(), self.labs.latest("phosphate")
+        if calcium is None or phosphate is None:
+            return Finding(False)
+        ca, p = assess_high(calcium, self.age_years), assess_high(phosphate, self.age_years)
+        if ca.high is False and p.high is False:
+            return Finding(True, (
+                {**calcium.evidence(), "assessment": ca.basis},
+                {**phosphate.evidence(), "assessment": p.basis},
+            ))
+        return Finding(False)
 
     # ---------- medications ----------
     def medications_in(self, value_set: str, *, include_drafts: bool = True) -> list[tuple[MedicationFact, Match]]:
@@ -227,6 +363,71 @@ class PatientFacts:
             if match is not None:
                 found.append((medication, match))
         return found
+
+    def has_value_set(self, name: str) -> bool:
+        return name in self.terms.value_sets
+
+    def taking(self, value_set: str) -> Finding:
+        """An active medication of the record (not a draft order) in the value set."""
+        found = self.medications_in(value_set, include_drafts=False)
+        return Finding(bool(found), tuple(m.evidence(match) for m, match in found))
+
+    # ---------- allergies, referrals, encounters ----------
+    def allergy_to(self, value_set: str) -> Finding:
+        """An AllergyIntolerance (allergy or intolerance) to a substance of the value set; inactive, resolved,
+        refuted and entered-in-error records do not count. Unconfirmed ones do (a safety exclusion)."""
+        vs = self.terms.value_set(value_set)
+        evidence = []
+        for allergy in self.allergies:
+            clinical = _status_code(allergy.get("clinicalStatus"))
+            verification = _status_code(allergy.get("verificationStatus"))
+            if clinical in INACTIVE_ALLERGY or verification in EXCLUDED_VERIFICATION:
+                continue
+            concepts = [allergy.get("code")] + [
+                substance
+                for reaction in codeable_concepts(allergy.get("reaction"))
+                for substance in [reaction.get("substance")]
+                if isinstance(substance, dict)
+            ]
+            for concept in concepts:
+                match = vs.match_concept(concept)
+                if match is not None:
+                    evidence.append({"reference": resource_label(allergy), **match.as_evidence()})
+                    break
+        return Finding(bool(evidence), tuple(evidence))
+
+    def recent_referral(self, snomed_code: str, *, days: int = RECENT_CARE_DAYS) -> str | None:
+        """A ServiceRequest with this SNOMED CT code authored in the last `days` (not entered in error or revoked)."""
+        since = self.now - timedelta(days=days)
+        snomed = self.terms.system_url("snomed")
+        for request in self.service_requests:
+            if request.get("status") in EXCLUDED_REFERRAL:
+                continue
+            codes = {
+                c.get("code")
+                for c in codeable_concepts((request.get("code") or {}).get("coding"))
+                if c.get("system") == snomed
+            }
+            when = parse_datetime(request.get("authoredOn")) or parse_datetime(request.get("occurrenceDateTime"))
+            if snomed_code in codes and when is not None and when >= since:
+                return resource_label(request)
+        return None
+
+    def recent_encounter(self, value_set: str, *, days: int = RECENT_CARE_DAYS) -> str | None:
+        """An Encounter whose serviceType or type is in the value set, started in the last `days` or planned."""
+        vs = self.terms.value_set(value_set)
+        since = self.now - timedelta(days=days)
+        for encounter in self.encounters:
+            if encounter.get("status") in EXCLUDED_ENCOUNTER:
+                continue
+            period = encounter.get("period") if isinstance(encounter.get("period"), dict) else {}
+            when = parse_datetime(period.get("start")) or parse_datetime(period.get("end"))
+            if when is None or when < since:
+                continue
+            concepts = [encounter.get("serviceType")] + codeable_concepts(encounter.get("type"))
+            if any(vs.match_concept(concept) is not None for concept in concepts if concept):
+                return resource_label(encounter)
+        return None
 
     # ---------- shared clinical judgements ----------
     def calcinosis(self) -> Finding:
@@ -254,15 +455,18 @@ class PatientFacts:
         return Finding(bool(evidence), tuple(evidence))
 
     def renal_insufficiency(self) -> Finding:
-        """A4: latest eGFR < 60, an RI condition, or dialysis. CKD stages 1-2 alone are not RI."""
-        evidence = list(self.lab_below("egfr", 60.0).evidence)
+        """A4: latest eGFR < 60 (365 days), an RI condition (including acute kidney injury, which counts for drug
+        safety, RULES.md §3.9), or dialysis. CKD stages 1-2 alone are not RI. In a child an eGFR below 60 still
+        counts, with a note: the adult equations are not validated under 18, and for drug safety a low value is
+        not ignored (a normal one never rules RI out anyway)."""
+        evidence = list(self.egfr_below(60.0).evidence)
         evidence.extend(condition_evidence(c, m) for c, m in self.conditions_in("renal-insufficiency"))
         evidence.extend(self.dialysis().evidence)
         return Finding(bool(evidence), tuple(evidence))
 
     def severe_renal_insufficiency(self) -> Finding:
         """A4: eGFR < 30, CKD 4-5 / ESRD, or dialysis."""
-        evidence = list(self.lab_below("egfr", 30.0).evidence)
+        evidence = list(self.egfr_below(30.0).evidence)
         evidence.extend(condition_evidence(c, m) for c, m in self.conditions_in("severe-renal-insufficiency"))
         evidence.extend(self.dialysis().evidence)
         return Finding(bool(evidence), tuple(evidence))
@@ -273,9 +477,64 @@ class PatientFacts:
             return Finding(False)
         return Finding(True, ({**result.evidence(), "threshold": f"< {threshold:g} {result.unit}"},))
 
+    def egfr_below(self, threshold: float) -> Finding:
+        found = self.lab_below("egfr", threshold)
+        if found and self.is_child:
+            item = {**found.evidence[0], "note": "adult eGFR equations are not validated under 18 years; counted for safety"}
+            return Finding(True, (item,))
+        return found
+
     def pregnant(self) -> Finding:
-        """A9: an active pregnancy condition (Z33.1, O00-O9A, Z3A, SNOMED 77386006)."""
-        return self.has_condition("pregnancy")
+        """A9: an active pregnancy Condition (Z33.1, O00-O9A, Z3A, SNOMED 77386006, or the words), or a latest
+        pregnancy-status Observation (LOINC 82810-3, final/amended/corrected, within its window) answered
+        "pregnant". A "not pregnant" observation never cancels an active pregnancy Condition: for safety, any
+        positive source counts."""
+        evidence = [condition_evidence(c, m) for c, m in self.conditions_in("pregnancy")]
+        status = self.pregnancy_status()
+        if status is not None and status[0]:
+            evidence.append(status[1])
+        return Finding(bool(evidence), tuple(evidence))
+
+    def pregnancy_status(self) -> tuple[bool, dict] | None:
+        """(pregnant?, evidence) from the latest usable pregnancy-status Observation in its window, or None."""
+        definition = self.terms.observations.get("pregnancy-status")
+        if not definition:
+            return None
+        codes = {entry["code"] for entry in definition["codes"]}
+        since = self.now - timedelta(days=int(definition["window_days"]))
+        positive = {(e["system"], e["code"]) for e in definition["positive"]}
+        negative = {(e["system"], e["code"]) for e in definition["negative"]}
+        latest = None
+        for observation in self.coded_observations:
+            if observation.get("status") not in USABLE_OBSERVATION_STATUSES:
+                continue
+            loincs = {
+                c.get("code") for c in codeable_concepts((observation.get("code") or {}).get("coding"))
+                if system_key(c.get("system")) == "loinc"
+            }
+            if not loincs & codes:
+                continue
+            when = parse_datetime(observation.get("effectiveDateTime")) or parse_datetime(observation.get("issued"))
+            if when is None or not (since <= when <= self.now + timedelta(hours=1)):
+                continue
+            if latest is None or when > latest[0]:
+                latest = (when, observation)
+        if latest is None:
+            return None
+        when, observation = latest
+        answer = observation.get("valueCodeableConcept") if isinstance(observation.get("valueCodeableConcept"), dict) else {}
+        answers = {
+            (system_key(c.get("system")), c.get("code")) for c in codeable_concepts(answer.get("coding"))
+        }
+        evidence = {"reference": resource_label(observation), "effective": when.isoformat(), "loinc": "82810-3"}
+        if answers & positive:
+            return True, {**evidence, "value": "pregnant", "matchedBy": "code"}
+        if answers & negative:
+            return False, {**evidence, "value": "not pregnant", "matchedBy": "code"}
+        text = concept_text(answer) or ""
+        if self.terms.value_set("pregnancy").match_text(text):
+            return True, {**evidence, "value": text, "matchedBy": "text"}
+        return None
 
 
 def condition_evidence(condition: ConditionFact, match: Match) -> dict:
@@ -292,11 +551,16 @@ def build_facts(
     now: datetime,
     terms: Terminology,
     draft_orders: Iterable[MedicationFact] = (),
+    missing_keys: Iterable[str] = (),
 ) -> PatientFacts:
     patients = selected.of("Patient")
     patient = patients[0] if patients else {}
     conditions = [c for c in (read_condition(r, now) for r in selected.of("Condition")) if c is not None]
     labs = build_panel(selected.of("Observation"), terms, now)
+    coded_observations = [
+        o for o in selected.of("Observation")
+        if any(terms.observation_for_loinc(code) for code in _loinc_codes(o))
+    ]
     medications = read_medications(
         selected.of("MedicationRequest") + selected.of("MedicationStatement"),
         medications=selected.of("Medication"),
@@ -317,4 +581,12 @@ def build_facts(
         service_requests=[s for s in selected.of("ServiceRequest")],
         encounters=[e for e in selected.of("Encounter")],
         skipped=list(selected.skipped),
+        coded_observations=coded_observations,
+        missing_keys=frozenset(missing_keys),
     )
+
+
+def _loinc_codes(resource: dict) -> list[str]:
+    from .resources import observation_loinc_codes
+
+    return observation_loinc_codes(resource)

@@ -105,6 +105,21 @@ def _unit_of(quantity: dict) -> tuple[str | None, str | None]:
     return None, "no unit"
 
 
+def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
+    """The factor from `unit` to the analyte's canonical unit, or None if the unit is not one we know for it.
+
+    UCUM codes are case-sensitive, except that "l" and "L" are both the litre: mg/dl is mg/dL. Nothing else is
+    guessed (a unit we do not know is never converted)."""
+    factor = analyte.factors.get(unit)
+    if factor is not None:
+        return factor
+    litre = unit.replace("L", "l")
+    for known, value in analyte.factors.items():
+        if known.replace("L", "l") == litre:
+            return value
+    return None
+
+
 def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[LabResult | None, str | None]:
     """A LabResult, or why this Observation cannot be used."""
     if resource.get("status") not in USABLE_STATUSES:
@@ -124,7 +139,7 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
     unit, why = _unit_of(quantity)
     if unit is None:
         return None, why
-    factor = analyte.factors.get(unit)
+    factor = unit_factor(analyte, unit)
     if factor is None:
         return None, f"unit {unit!r} is not a known unit for {analyte.title}"
     reported = float(quantity["value"])
@@ -135,7 +150,7 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
         if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
             # A range limit without a unit is in the value's unit; one in another unit is converted like the value.
             high_unit = unit if high.get("code") is None and high.get("unit") is None else _unit_of(high)[0]
-            high_factor = analyte.factors.get(high_unit) if high_unit else None
+            high_factor = unit_factor(analyte, high_unit) if high_unit else None
             if high_factor is not None:
                 reference_high = float(high["value"]) * high_factor
                 break

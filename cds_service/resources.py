@@ -108,7 +108,7 @@ def select_and_validate(resources: list[dict[str, Any]], patient_id: str, terms:
         if resource_type not in RELEVANT_TYPES:
             continue
         if resource_type == "Observation" and not any(
-            terms.analyte_for_loinc(code) for code in observation_loinc_codes(resource)
+            terms.reads_loinc(code) for code in observation_loinc_codes(resource)
         ):
             continue
         if not is_about_patient(resource, patient_id):

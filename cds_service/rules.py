@@ -57,6 +57,12 @@ class Recommendation:
     override_reasons: list[tuple[str, str]] | None = None  # (code, display); warnings/critical get defaults
     group: str | None = None  # recommendations of one group share a card (e.g. treatment options)
     group_line: str | None = None  # the one line this recommendation adds to a grouped card's summary list
+    # An option this rule would list but does not suggest for this patient (e.g. minocycline in pregnancy): shown as
+    # a "not suggested, and why" note on its group's card; the rule does not count as fired and suggests nothing.
+    withheld: bool = False
+    # A card that exists only for its suggestions (e.g. R17's referrals): dropped when every one of them is already
+    # offered on an earlier card (A12: no two cards saying the same thing).
+    needs_suggestions: bool = False
     rule_id: str = ""  # filled in by the engine
 
 

@@ -67,6 +67,7 @@ def handle(
         now=now,
         terms=terms,
         draft_orders=draft_order_facts(request, selected.of("Medication")),
+        missing_keys=record.missing_optional,
     )
     evaluation = evaluate(facts, Context(hook=request.hook, settings=settings, context=request.context), service_id=service.id)
 

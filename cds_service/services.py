@@ -43,7 +43,7 @@ class Service:
 def observation_query() -> str:
     terms = terminology()
     loinc = terms.system_url("loinc")
-    codes = ",".join(f"{loinc}|{code}" for code in terms.lab_loinc_codes())
+    codes = ",".join(f"{loinc}|{code}" for code in terms.lab_loinc_codes() + terms.observation_loinc_codes())
     # 500 newest results cover the longest look-back (365 days) for a patient with daily labs on a few analytes;
     # a client that pages gives a next link, which the service follows within its page cap.
     return f"Observation?patient={PATIENT}&code={codes}&_sort=-date&_count=500"
@@ -64,8 +64,10 @@ def referral_query() -> str:
     return f"ServiceRequest?patient={PATIENT}&code={codes}"
 
 
-# Referrals a rule suggests and must not suggest twice (R17 nephrology, rheumatology, hematology).
-REFERRAL_CODES = ("306286007", "306290009", "183567007")
+# Referrals a rule suggests and must not suggest twice: R17 nephrology, rheumatology, hematology; dietitian (R18-R20);
+# physiotherapy and occupational therapy (R21); plastic, hand and general surgery and dermatology (R15).
+REFERRAL_CODES = ("306286007", "306290009", "183567007", "103699006", "308447003", "308453003", "306315001",
+                  "306312003", "308478004", "308472003")
 
 
 def record_prefetch() -> dict[str, str]:
@@ -78,6 +80,9 @@ def record_prefetch() -> dict[str, str]:
         "medicationStatements": f"MedicationStatement?patient={PATIENT}&status=active,intended",
         "procedures": procedure_query(),
         "serviceRequests": referral_query(),
+        # R13: a tetracycline allergy withholds the minocycline proposal; R17: a specialist seen in the last year.
+        "allergies": f"AllergyIntolerance?patient={PATIENT}",
+        "encounters": f"Encounter?patient={PATIENT}&_sort=-date&_count=100",
     }
 
 

@@ -66,6 +66,8 @@ class ValueSet:
         self.title: str = definition.get("title", name)
         self.codes: list[dict] = definition.get("codes", [])
         self.words: list[str] = [w.lower() for w in definition.get("text", [])]
+        # Phrases that stop a text match: "not pregnant" is not pregnancy, "localized scleroderma" is not SSc.
+        self.exclude_words: list[str] = [w.lower() for w in definition.get("exclude_text", [])]
         self._exact: dict[tuple[str, str], dict] = {}
         self._prefixes: dict[str, list[tuple[str, dict]]] = {}
         for entry in self.codes:
@@ -79,6 +81,11 @@ class ValueSet:
         self._word_pattern = (
             re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in self.words) + r")(?![a-z])")
             if self.words
+            else None
+        )
+        self._exclude_pattern = (
+            re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in self.exclude_words) + r")(?![a-z])")
+            if self.exclude_words
             else None
         )
         self._systems = systems
@@ -110,7 +117,10 @@ class ValueSet:
     def match_text(self, text: str | None) -> str | None:
         if not text or self._word_pattern is None or not isinstance(text, str):
             return None
-        found = self._word_pattern.search(text.lower())
+        lowered = text.lower()
+        if self._exclude_pattern is not None and self._exclude_pattern.search(lowered):
+            return None
+        found = self._word_pattern.search(lowered)
         return found.group(1) if found else None
 
     def match_concept(self, concept: Any) -> Match | None:
@@ -165,7 +175,14 @@ class Terminology:
             )
             for code in codes:
                 self._lab_by_loinc[code] = name
-        self.extra: dict[str, Any] = {k: v for k, v in data.items() if k not in ("valueSets", "labs", "systems")}
+        # Coded (non-numeric) observations the facts read, e.g. pregnancy status: LOINC code -> name.
+        self.observations: dict[str, dict] = data.get("observations", {})
+        self._observation_by_loinc: dict[str, str] = {
+            entry["code"]: name for name, definition in self.observations.items() for entry in definition["codes"]
+        }
+        self.extra: dict[str, Any] = {
+            k: v for k, v in data.items() if k not in ("valueSets", "labs", "systems", "observations")
+        }
 
     def value_set(self, name: str) -> ValueSet:
         try:
@@ -175,6 +192,18 @@ class Terminology:
 
     def analyte_for_loinc(self, code: str) -> str | None:
         return self._lab_by_loinc.get(code)
+
+    def observation_for_loinc(self, code: str) -> str | None:
+        """The coded observation (e.g. "pregnancy-status") a LOINC code stands for, if the facts read it."""
+        return self._observation_by_loinc.get(code)
+
+    def reads_loinc(self, code: str) -> bool:
+        """True when a rule reads Observations with this LOINC code (a lab analyte or a coded observation)."""
+        return code in self._lab_by_loinc or code in self._observation_by_loinc
+
+    def observation_loinc_codes(self, names: Iterable[str] | None = None) -> list[str]:
+        wanted = list(names) if names is not None else list(self.observations)
+        return [entry["code"] for name in wanted for entry in self.observations[name]["codes"]]
 
     def lab_loinc_codes(self, analytes: Iterable[str] | None = None) -> list[str]:
         names = list(analytes) if analytes is not None else list(self.labs)
