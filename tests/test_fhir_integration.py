@@ -9,6 +9,7 @@ and it requires a Bearer token, so the token is checked end to end.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import signal
 import socket
@@ -21,8 +22,11 @@ from datetime import timedelta
 import pytest
 import requests
 
+from cds_service import create_app
+from cds_service.clock import fixed_clock
 from cds_service.request_builder import request_from_resources
 from cds_service.services import services
+from cds_service.settings import Settings
 
 from .conftest import NOW, PATIENT_VIEW, fired_rules, make_app
 
@@ -132,11 +136,21 @@ def patient_resources() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def loaded(sekmet):
-    with requests.Session() as session:
-        session.headers.update({"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"})
-        for resource in patient_resources():
-            response = session.put(f"{sekmet}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=5)
-            assert response.status_code in (200, 201), response.text
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in patient_resources()
+        ],
+    }
+    response = requests.post(
+        sekmet, json=transaction, timeout=15,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"},
+    )
+    assert response.status_code == 200, response.text[:2000]
+    statuses = [entry["response"]["status"] for entry in response.json()["entry"]]
+    assert all(status.startswith(("200", "201")) for status in statuses), statuses
     return sekmet
 
 
@@ -188,6 +202,49 @@ def test_sekmet_pages_the_conditions_and_a_page_cap_of_one_is_reported(loaded):
     assert {"prefetchKey": "conditions", "issue": "only 1 page read (cap CDS_FETCH_MAX_PAGES=1); about 6 resources not read"} in (
         response["extension"]["calcinosis-cds"]["missingData"]
     )
+
+
+class NewConnections(logging.Handler):
+    """Counts connections urllib3 opens, and the requests it sends."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.count = self.requests = 0
+
+    def emit(self, record):
+        message = record.getMessage()
+        self.count += message.startswith("Starting new HTTP connection")
+        self.requests += '"GET ' in message
+
+
+def test_connections_are_reused_between_calls(loaded):
+    from cds_service.fhir_client import FhirClient
+
+    body = request_from_resources(services()[PATIENT_VIEW], patient_resources())
+    del body["prefetch"]
+    body.update(fhirServer=loaded, fhirAuthorization=authorization())
+    fetcher = FhirClient()
+    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING")
+    app = create_app(settings, clock=fixed_clock(NOW), fetcher=fetcher)
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    counter, level = NewConnections(), urllib3_log.level
+    urllib3_log.addHandler(counter)
+    urllib3_log.setLevel(logging.DEBUG)
+    try:
+        first = app.test_client().post(f"/cds-services/{PATIENT_VIEW}", json=body)
+        opened = counter.count
+        body["hookInstance"] = str(uuid.uuid4())
+        second = app.test_client().post(f"/cds-services/{PATIENT_VIEW}", json=body)
+    finally:
+        urllib3_log.removeHandler(counter)
+        urllib3_log.setLevel(level)
+        fetcher.close(wait=True)
+    assert first.status_code == 200 and second.status_code == 200
+    keys = len(services()[PATIENT_VIEW].prefetch)
+    # Every key, a second Conditions page and the Medication batch, twice; over at most one connection per parallel
+    # key, shared by both calls (without reuse there would be one connection a request).
+    assert counter.requests == 2 * (keys + 2)
+    assert 1 <= opened <= counter.count <= keys, f"{counter.count} connections for {counter.requests} requests"
 
 
 def test_every_prefetch_template_is_a_search_sekmet_fully_supports(loaded):
