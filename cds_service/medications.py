@@ -186,15 +186,16 @@ def read_medications(resources: Iterable[dict], *, medications: Iterable[dict], 
     ]
 
 
-def unresolved_medication_references(resources: Iterable[dict]) -> list[str]:
-    """medicationReferences of the record's active medications (what the rules read) that are neither contained
-    nor among the record's Medication resources: what prefetch.gather asks the fetcher for."""
-    resources = list(resources)
-    index = medication_index(r for r in resources if r.get("resourceType") == "Medication")
+def unresolved_medication_references(resources: Iterable[dict], drafts: Iterable[dict] = ()) -> list[str]:
+    """medicationReferences of the record's active medications and of an order hook's draft orders (what the rules
+    read) that are neither contained nor among the Medication resources of the record or of draftOrders: what
+    prefetch.gather asks the fetcher for."""
+    resources, drafts = list(resources), list(drafts)
+    index = medication_index(r for r in resources + drafts if r.get("resourceType") == "Medication")
+    candidates = [r for r in resources if r.get("resourceType") in MEDICATION_TYPES and is_active(r)]
+    candidates += [r for r in drafts if r.get("resourceType") in MEDICATION_TYPES]
     references: list[str] = []
-    for resource in resources:
-        if resource.get("resourceType") not in MEDICATION_TYPES or not is_active(resource):
-            continue
+    for resource in candidates:
         reference = reference_of(resource.get("medicationReference"))
         if reference and _resolve_medication(reference, resource, index) is None and not reference.startswith("#"):
             references.append(reference)

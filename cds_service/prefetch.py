@@ -181,8 +181,16 @@ def gather(
     return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
 
 
+def _draft_resources(request: HookRequest) -> list[dict]:
+    draft_orders = request.context.get("draftOrders")
+    entries = draft_orders.get("entry") if isinstance(draft_orders, dict) else None
+    return [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+
+
 def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None) -> None:
-    references = unresolved_medication_references(r for result in keys.values() for r in result.resources)
+    references = unresolved_medication_references(
+        (r for result in keys.values() for r in result.resources), drafts=_draft_resources(request)
+    )
     if not references:
         return
     fetch_medications = getattr(fetcher, "fetch_medications", None)

@@ -433,6 +433,26 @@ def test_gather_resolves_only_what_active_medications_need():
     assert MEDICATION_KEY in record.keys and record.problems() == []
 
 
+@responses.activate
+def test_gather_fetches_the_medications_of_draft_orders_too():
+    responses.get(f"{BASE}/Medication", json=bundle([medication("d-remote")]))
+    in_bundle = medication_request("draft-2", "Medication/d-in-bundle", status="draft")
+    body = {
+        "hook": "order-sign", "hookInstance": str(uuid.uuid4()), "fhirServer": BASE,
+        "context": {"patientId": "p1", "userId": "Practitioner/1", "draftOrders": {"resourceType": "Bundle", "entry": [
+            {"resource": medication_request("draft-1", "Medication/d-remote", status="draft")},
+            {"resource": in_bundle},
+            {"resource": medication("d-in-bundle")},
+        ]}},
+        "prefetch": {"patient": PATIENT, "conditions": bundle([])},
+    }
+    request = parse_hook_request(body, expected_hook="order-sign", allow_http_fhir_server=False)
+    record = gather(request, {"patient": "Patient/p1", "conditions": "Condition?patient=p1"}, set(REQUIRED_KEYS), client())
+    assert len(responses.calls) == 1
+    assert parse_qs(urlsplit(responses.calls[0].request.url).query)["_id"] == ["d-remote"]
+    assert any(r.get("id") == "d-remote" for r in record.resources) and record.problems() == []
+
+
 def test_gather_reports_unresolvable_medications_without_a_fhir_server():
     body = {
         "hook": "patient-view", "hookInstance": str(uuid.uuid4()),
