@@ -478,8 +478,9 @@ class Authenticator:
             raise _Rejected("token lifetime longer than an hour", issuer=iss)
         if not isinstance(jti, str) or not jti:
             raise _Rejected("jti is not a non-empty string", issuer=iss)
-        if issuer.tenants is not None and claims.get("tenant") not in issuer.tenants:
-            raise _Rejected("tenant not allowed", issuer=iss, tenant=claims.get("tenant"))
+        tenant = claims.get("tenant")
+        if issuer.tenants is not None and (not isinstance(tenant, str) or tenant not in issuer.tenants):
+            raise _Rejected("tenant not allowed", issuer=iss, tenant=tenant)
         if not self.replay.first_use((iss, jti), float(exp) + self.leeway, now):
             raise _Rejected("jti replayed", issuer=iss, jti=jti)
         return claims

@@ -341,6 +341,41 @@ def test_required_claim_missing(client, keys, log, missing):
     assert_rejected(client.get("/cds-services", headers=bearer(token)), log)
 
 
+def _sign_any(header: dict, payload: dict, private_key) -> str:
+    """A JWS over any JSON, for claim and header types PyJWT's encoder would refuse to write."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    algorithm = jwt.algorithms.get_default_algorithms()["ES384"]
+    return f"{signing_input}.{_b64(algorithm.sign(signing_input.encode(), private_key))}"
+
+
+@pytest.mark.parametrize(
+    "header_changes, claim_changes",
+    [
+        ({}, {"jti": 123}),
+        ({}, {"jti": ["a"]}),
+        ({}, {"jti": ""}),
+        ({}, {"exp": str(int(time.time()) + 300)}),
+        ({}, {"iat": True}),
+        ({}, {"iss": [EHR]}),
+        ({}, {"aud": 123}),
+        ({}, {"tenant": ["hospital-a"]}),
+        ({"kid": 123}, {}),
+        ({"kid": ""}, {}),
+        ({"jku": [EHR_JKU]}, {}),
+        ({"alg": ["ES384"]}, {}),
+    ],
+)
+def test_claims_and_header_values_of_the_wrong_type(client, keys, log, header_changes, claim_changes):
+    header = {"alg": "ES384", "typ": "JWT", "kid": "ec-1", **header_changes}
+    payload = {**claims(), **claim_changes}
+    if "tenant" in claim_changes:
+        payload["iss"] = TENANTED
+    token = _sign_any(header, payload, keys["ec"])
+    assert_rejected(client.get("/cds-services", headers=bearer(token)), log)
+    sound = _sign_any({"alg": "ES384", "typ": "JWT", "kid": "ec-1"}, claims(), keys["ec"])
+    assert client.get("/cds-services", headers=bearer(sound)).status_code == 200  # the signer itself is sound
+
+
 def test_lifetime_longer_than_an_hour(client, keys, log):
     now = int(time.time())
     token = mint(keys["ec"], claims(iat=now, exp=now + 7200))
