@@ -73,7 +73,7 @@ def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list
     id="R05",
     title="Magnesium or aluminium antacid in renal insufficiency",
     article="...the use of these agents [magnesium or aluminum antacids] in patients with renal insufficiency may result in magnesium or aluminum toxicity.",
-    evidence_level="Statement of the article (no reference cited); pharmacological consensus",
+    evidence_level="Statement of the article (no reference cited)",
     trigger=(
         "A draft order (order-select: the selected one; order-sign: any) or, on patient-view, an active medication "
         "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate (matched by "
@@ -153,7 +153,7 @@ def antacid_in_renal_insufficiency(facts, ctx):
             + "\n".join(f"- {reason}: " + "; ".join(describe(item) for item in items) for reason, items in escalation)
         )
     lines.append(
-        "Prefer a phosphate binder without magnesium or aluminium, chosen with nephrology; if one is continued, "
+        "Consider, with nephrology, a phosphate binder without magnesium or aluminium; if this one is continued, "
         "monitor serum magnesium and aluminium."
     )
     if aluminium:

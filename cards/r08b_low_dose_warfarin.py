@@ -25,13 +25,18 @@ OVERRIDE_REASONS = [
 ]
 
 
+def _code_display(match, terms) -> str | None:
+    """The value set's (verified) display of the code a product matched by, e.g. "warfarin sodium 2 MG Oral Tablet"."""
+    if match.by != "code":
+        return None
+    return next((e.get("display") for e in terms.value_set("med-warfarin").codes if e["code"] == match.code), None)
+
+
 def _daily_dose(fact, match, terms) -> float | None:
     if fact.daily_dose_mg is not None:
         return fact.daily_dose_mg
-    if match.by == "code":  # a code-only product: its strength is in the value set's verified display
-        displays = [e.get("display") for e in terms.value_set("med-warfarin").codes if e["code"] == match.code]
-        return daily_dose_mg(fact.resource, product_strength_mg(displays))
-    return None
+    display = _code_display(match, terms)  # a code-only product: its strength is in the verified display
+    return daily_dose_mg(fact.resource, product_strength_mg([display])) if display else None
 
 
 def _reason(fact, facts) -> tuple[str, list[dict]]:
@@ -91,7 +96,7 @@ def low_dose_warfarin(facts, ctx):
             *reason_evidence,
         ]
         dose_line = (
-            f"- {medication_line(fact)}: **{dose:g} mg/day**, at or below the low-dose threshold of {threshold:g} mg/day "
+            f"- {medication_line(fact, _code_display(match, facts.terms))}: **{dose:g} mg/day**, at or below the low-dose threshold of {threshold:g} mg/day "
             "(a setting chosen by the clinical reviewer: the article does not define \"low dose\")."
         )
         quote = "The article: *\"Warfarin has shown benefit in some. Low-dose warfarin should not be used, as no benefit has been established.\"* [27]"

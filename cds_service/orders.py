@@ -343,9 +343,10 @@ def condition_references(evidence: Iterable[dict]) -> list[str]:
     return list(dict.fromkeys(e["reference"] for e in evidence if str(e.get("reference", "")).startswith("Condition/")))
 
 
-def medication_line(fact: MedicationFact) -> str:
-    """One Markdown line naming a medication (draft or record) without its patient data beyond the order."""
-    name = fact.text or "medication"
+def medication_line(fact: MedicationFact, name: str | None = None) -> str:
+    """One Markdown line naming a medication (draft or record): its name (or `name` when it has only codes), where it
+    is, and its daily dose when known."""
+    name = fact.text or name or "medication"
     where = "draft order" if fact.draft else f"on record, status {fact.status or 'unknown'}"
     dose = f", {fact.daily_dose_mg:g} mg/day" if fact.daily_dose_mg is not None else ""
     return f"{name} ({where} {fact.reference}{dose})"
