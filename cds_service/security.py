@@ -15,17 +15,24 @@ token):
 5. `tenant` is allowed when the issuer lists tenants;
 6. `jti` has not been seen from this issuer within the token's lifetime (replay cache).
 
-The key caches and the replay cache are shared by the threads of one process and guarded by locks. The replay cache
-is per process: run one worker process (with threads) per replica to make replay detection complete.
+The key caches are shared by the threads of one process and guarded by locks. The replay cache is shared by every
+thread and every worker process forked from the process that built the app (gunicorn's preload_app), through a
+SQLite file in a private temporary directory; replicas on other hosts each have their own.
 """
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import json
 import logging
+import os
+import shutil
+import sqlite3
+import tempfile
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -335,6 +342,83 @@ class ReplayCache:
             return True
 
 
+class SharedReplayCache:
+    """The replay cache of all the processes of one host: gunicorn's workers are forked from one master, which
+    creates this cache (preload_app), so a token replayed to another worker is still a replay. (iss, jti) pairs live
+    in a SQLite file in a private temporary directory; each thread of each process has its own connection. Bounded
+    like ReplayCache, and fail-closed: if the file cannot be used, tokens are refused."""
+
+    def __init__(self, max_entries: int = REPLAY_CACHE_ENTRIES, directory: str | None = None):
+        self.max_entries = max_entries
+        self._dir = tempfile.mkdtemp(prefix="cds-replay-", dir=directory)
+        self.path = os.path.join(self._dir, "jti.sqlite")
+        self._local = threading.local()
+        creator = os.getpid()
+        with closing(self._connect()) as conn:
+            conn.executescript(
+                "CREATE TABLE seen (key TEXT PRIMARY KEY, exp REAL NOT NULL);"
+                "CREATE INDEX seen_exp ON seen (exp);"
+                "CREATE TABLE size (n INTEGER NOT NULL); INSERT INTO size VALUES (0);"
+            )
+        atexit.register(lambda: os.getpid() == creator and shutil.rmtree(self._dir, ignore_errors=True))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")  # a crash loses the cache and the tokens it guards expire within the hour
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        pid, conn = getattr(self._local, "pid", None), getattr(self._local, "conn", None)
+        if conn is None or pid != os.getpid():  # a forked worker opens its own connection
+            self._local.pid, self._local.conn = os.getpid(), self._connect()
+        return self._local.conn
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT n FROM size").fetchone()[0]
+
+    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
+        """True (and remembered) the first time key is seen while unexpired; False for a replay."""
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")  # one writer at a time across threads and processes
+            try:
+                first = self._record(conn, json.dumps(key), expires_at, now)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return first
+        except sqlite3.Error as error:
+            self._local.conn = None  # a fresh connection next time
+            log.error("replay cache unavailable", extra={"error": type(error).__name__})
+            raise _Rejected("replay cache unavailable") from None
+
+    def _record(self, conn: sqlite3.Connection, key: str, expires_at: float, now: float) -> bool:
+        purged = conn.execute("DELETE FROM seen WHERE exp <= ?", (now,)).rowcount
+        if purged:
+            conn.execute("UPDATE size SET n = n - ?", (purged,))
+        if conn.execute("SELECT 1 FROM seen WHERE key = ?", (key,)).fetchone():
+            return False
+        if conn.execute("SELECT n FROM size").fetchone()[0] >= self.max_entries:
+            raise _Rejected("replay cache full")
+        conn.execute("INSERT INTO seen VALUES (?, ?)", (key, expires_at))
+        conn.execute("UPDATE size SET n = n + 1")
+        return True
+
+
+def default_replay_cache() -> ReplayCache | SharedReplayCache:
+    """The host-wide cache; the in-process one (with a warning) where no temporary directory can be written."""
+    try:
+        return SharedReplayCache()
+    except (OSError, sqlite3.Error) as error:
+        log.warning(
+            "replay cache is per process: no temporary directory for the shared one; run one worker process",
+            extra={"error": type(error).__name__},
+        )
+        return ReplayCache()
+
+
 # --- the authenticator -------------------------------------------------------------------------------------------
 
 
@@ -366,15 +450,15 @@ class Authenticator:
         algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
         leeway: float = 30,
         remote: RemoteKeySets | None = None,
-        replay: ReplayCache | None = None,
+        replay: ReplayCache | SharedReplayCache | None = None,
         wall_clock: Callable[[], float] = time.time,
     ):
         self.mode = mode
         self.issuers = dict(issuers)
         self.algorithms = algorithms
         self.leeway = leeway
-        self.remote = remote or RemoteKeySets(timeout=3.0, cache_seconds=3600)
-        self.replay = replay or ReplayCache()
+        self.remote = remote if remote is not None else RemoteKeySets(timeout=3.0, cache_seconds=3600)
+        self.replay = replay if replay is not None else ReplayCache()
         self.wall_clock = wall_clock
 
     @classmethod
@@ -401,6 +485,7 @@ class Authenticator:
             remote=RemoteKeySets(
                 timeout=settings.jwks_fetch_timeout_seconds, cache_seconds=settings.jwks_cache_seconds
             ),
+            replay=default_replay_cache() if settings.auth != "off" else ReplayCache(),
         )
 
     def authenticate(self, request, settings: Settings) -> dict | None:

@@ -33,6 +33,7 @@ from cds_service.security import (
     Authenticator,
     RemoteKeySets,
     ReplayCache,
+    SharedReplayCache,
     _Rejected,
     load_issuers,
 )
@@ -632,18 +633,6 @@ def test_allowlisted_jku_supplies_a_key_the_static_set_lacks(issuers_file, keys)
 # --- the replay cache --------------------------------------------------------------------------------------------
 
 
-def test_replay_cache_forgets_expired_entries_and_is_bounded():
-    cache = ReplayCache(max_entries=2)
-    assert cache.first_use(("i", "a"), expires_at=100, now=0)
-    assert not cache.first_use(("i", "a"), expires_at=100, now=50)
-    assert cache.first_use(("j", "a"), expires_at=100, now=50)  # another issuer's jti
-    with pytest.raises(_Rejected, match="full"):
-        cache.first_use(("i", "b"), expires_at=100, now=60)  # full of live entries: fail closed
-    assert cache.first_use(("i", "b"), expires_at=300, now=100)  # the expired ones are gone
-    assert len(cache) == 1
-    assert cache.first_use(("i", "a"), expires_at=300, now=100)  # a jti may come back after its token expired
-
-
 def test_replay_cache_is_thread_safe():
     cache = ReplayCache()
     wins = []
@@ -661,6 +650,63 @@ def test_replay_cache_is_thread_safe():
     for t in threads:
         t.join()
     assert sorted(wins) == list(range(200))  # each jti accepted exactly once
+
+
+@pytest.mark.parametrize("kind", ["memory", "shared"])
+def test_both_replay_caches_forget_expired_entries_and_are_bounded(kind, tmp_path):
+    cache = ReplayCache(max_entries=2) if kind == "memory" else SharedReplayCache(max_entries=2, directory=str(tmp_path))
+    assert cache.first_use(("i", "a"), expires_at=100, now=0)
+    assert not cache.first_use(("i", "a"), expires_at=100, now=50)
+    assert cache.first_use(("j", "a"), expires_at=100, now=50)
+    with pytest.raises(_Rejected, match="full"):
+        cache.first_use(("i", "b"), expires_at=100, now=60)
+    assert cache.first_use(("i", "b"), expires_at=300, now=100)
+    assert len(cache) == 1
+    assert cache.first_use(("i", "a"), expires_at=300, now=100)
+
+
+def _replay_in_child(cache, queue):
+    queue.put([cache.first_use(("i", "seen-by-parent"), 1e12, 0), cache.first_use(("i", "child"), 1e12, 0)])
+
+
+def test_shared_replay_cache_catches_a_replay_sent_to_another_worker_process(tmp_path):
+    """gunicorn forks its workers from the master that built the app: a jti used in one is a replay in another."""
+    import multiprocessing
+
+    cache = SharedReplayCache(directory=str(tmp_path))
+    assert cache.first_use(("i", "seen-by-parent"), 1e12, 0)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_replay_in_child, args=(cache, queue))
+    child.start()
+    result = queue.get(timeout=20)
+    child.join(timeout=20)
+    assert result == [False, True]
+    assert not cache.first_use(("i", "child"), 1e12, 0)  # and what the child saw is a replay here
+
+
+def test_shared_replay_cache_is_thread_safe(tmp_path):
+    cache = SharedReplayCache(directory=str(tmp_path))
+    wins = []
+    barrier = threading.Barrier(4)
+
+    def race():
+        barrier.wait()
+        for n in range(50):
+            if cache.first_use(("i", str(n)), expires_at=1e12, now=0):
+                wins.append(n)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == list(range(50))
+
+
+def test_the_app_uses_the_shared_replay_cache(issuers_file):
+    authenticator = Authenticator.from_settings(Settings(auth="required", issuers_file=issuers_file))
+    assert isinstance(authenticator.replay, SharedReplayCache)
 
 
 def test_concurrent_replays_through_the_app_accept_one(client, keys):
