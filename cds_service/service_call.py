@@ -59,8 +59,8 @@ def handle(
     terms = terminology()
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
     record = gather(request, service.prefetch, set(service.required), fetcher)
-    selected = select_and_validate(record.resources, request.patient_id, terms)
     now = clock()
+    selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
     facts = build_facts(
         selected,
         patient_id=request.patient_id,

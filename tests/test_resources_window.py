@@ -1,0 +1,114 @@
+"""Lab Observations outside their look-back window are left out before validation (a performance measure): the rules
+must see exactly the same lab results, and so give the same cards, as when every Observation is validated."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from cds_service.facts import build_facts
+from cds_service.labs import build_panel
+from cds_service.resources import observation_effective, select_and_validate
+from cds_service.terminology import terminology
+
+from tests.conftest import NOW
+
+PATIENT = "p1"
+
+
+def observation(rid: str, loinc: str, when, *, status="final", unit="mg/dL", date_field="effectiveDateTime",
+                extra_codes=()) -> dict:
+    resource = {
+        "resourceType": "Observation", "id": rid, "status": status,
+        "code": {"coding": [{"system": "http://loinc.org", "code": c} for c in (*extra_codes, loinc)]},
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "valueQuantity": {"value": 5.1, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+    if when is not None:
+        if date_field == "effectivePeriod":
+            resource["effectivePeriod"] = {"start": when}
+        else:
+            resource[date_field] = when
+    return resource
+
+
+def random_observations(rng: random.Random, count: int) -> list[dict]:
+    terms = terminology()
+    codes = terms.lab_loinc_codes() + ["8302-2", "29463-7"]
+    out = []
+    for index in range(count):
+        analyte_days = rng.choice([90, 365])
+        offset = rng.choice([
+            timedelta(days=analyte_days) - timedelta(seconds=1), timedelta(days=analyte_days),
+            timedelta(days=analyte_days) + timedelta(seconds=1), timedelta(days=rng.randint(0, 800)),
+            -timedelta(minutes=59), -timedelta(minutes=61), timedelta(0),
+        ])
+        when = NOW - offset
+        text = rng.choice([when.isoformat(), when.isoformat().replace("+00:00", "Z"), when.date().isoformat(),
+                           when.strftime("%Y-%m"), when.replace(tzinfo=None).isoformat(), "not a date", None])
+        out.append(observation(
+            f"o{index}", rng.choice(codes), text,
+            status=rng.choice(["final", "final", "amended", "preliminary", "entered-in-error"]),
+            unit=rng.choice(["mg/dL", "mmol/L", "g/dL", "mL/min/{1.73_m2}", "furlongs"]),
+            date_field=rng.choice(["effectiveDateTime", "effectiveDateTime", "effectivePeriod", "effectiveInstant",
+                                   "issued"]),
+            extra_codes=rng.choice([(), ("8302-2",), (rng.choice(codes),)]),
+        ))
+        if rng.random() < 0.05:
+            out[-1]["valueQuantity"] = {"value": "five"}  # invalid FHIR
+    return out
+
+
+def in_window_results(selected, terms):
+    panel = build_panel(selected.of("Observation"), terms, NOW)
+    return {name: panel.in_window(name) for name in terms.labs}
+
+
+def test_the_rules_see_the_same_lab_results_with_and_without_the_window_filter():
+    terms = terminology()
+    rng = random.Random(20260314)
+    for _ in range(5):
+        resources = [{"resourceType": "Patient", "id": PATIENT}] + random_observations(rng, 300)
+        every = select_and_validate(resources, PATIENT, terms)
+        windowed = select_and_validate(resources, PATIENT, terms, now=NOW)
+        assert in_window_results(every, terms) == in_window_results(windowed, terms)
+        assert len(windowed.of("Observation")) < len(every.of("Observation"))
+        # what is still validated is still reported the same way
+        kept = {o["id"] for o in windowed.of("Observation")}
+        assert all(item in every.skipped for item in windowed.skipped)
+        assert kept <= {o["id"] for o in every.of("Observation")}
+
+
+def test_an_observation_without_a_readable_date_is_still_validated_and_reported():
+    terms = terminology()
+    resources = [observation("undated", "2777-1", None), observation("junk-date", "2777-1", "yesterday")]
+    selected = select_and_validate(resources, PATIENT, terms, now=NOW)
+    assert [o["id"] for o in selected.of("Observation")] == ["undated"]
+    assert [s["resource"] for s in selected.skipped] == ["Observation/junk-date"]  # not valid FHIR: reported
+    facts = build_facts(selected, patient_id=PATIENT, now=NOW, terms=terms)
+    assert {u["resource"] for u in facts.labs.unusable} == {"Observation/undated"}
+
+
+def test_the_effective_date_is_read_as_the_labs_read_it():
+    assert observation_effective({"effectivePeriod": {"start": "2025-01-02"}, "issued": "2020-01-01"}).year == 2025
+    assert observation_effective({"effectiveInstant": "2024-05-06T07:08:09Z"}).month == 5
+    assert observation_effective({"issued": "2023-01-01T00:00:00+02:00"}).year == 2023
+    assert observation_effective({"effectiveDateTime": "garbage"}) is None
+
+
+def test_same_cards_for_every_scenario_with_the_filter(client):
+    from cds_service import service_call
+    from tests.conftest import load_scenario, scenario_names, scenario_request
+
+    original = service_call.select_and_validate
+    for name in scenario_names():
+        service_id, body = scenario_request(load_scenario(name))
+        filtered = client.post(f"/cds-services/{service_id}", json=body).get_json()
+        service_call.select_and_validate = lambda resources, patient_id, terms, now=None: original(
+            resources, patient_id, terms)
+        try:
+            unfiltered = client.post(f"/cds-services/{service_id}", json=body).get_json()
+        finally:
+            service_call.select_and_validate = original
+        strip = lambda response: [{k: v for k, v in card.items() if k != "uuid"} for card in response["cards"]]
+        assert strip(filtered) == strip(unfiltered), name
