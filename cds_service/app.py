@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import Clock, system_clock
 from .errors import BadRequest, PayloadTooLarge, PreconditionFailed, ServiceError, Unauthorized, UnsupportedMediaType
 from .feedback import IssuedCards, record_feedback, validate_feedback
+from .json_depth import depth_ok
 from .logging_setup import configure_logging
 from .prefetch import Fetcher
 from .service_call import find_service, handle
@@ -80,7 +81,7 @@ def read_json_body() -> Any:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise BadRequest("the request body is not valid JSON") from None
-    if not _depth_ok(body, MAX_JSON_DEPTH):
+    if not depth_ok(raw, body, MAX_JSON_DEPTH):  # on the text: walking a large body cost more than parsing it
         raise BadRequest(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
     return body
 
