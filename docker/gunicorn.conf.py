@@ -24,7 +24,8 @@ def _int(name: str, default: int) -> int:
     return value
 
 
-bind = f"{os.environ.get('HOST', '0.0.0.0').strip() or '0.0.0.0'}:{_int('PORT', 8080)}"
+# All interfaces of the container on PORT; GUNICORN_BIND replaces the whole address (e.g. unix:/run/cds/cds.sock).
+bind = os.environ.get("GUNICORN_BIND", "").strip() or f"0.0.0.0:{_int('PORT', 8080)}"
 workers = max(1, _int("GUNICORN_WORKERS", 2))
 threads = max(1, _int("GUNICORN_THREADS", 4))
 worker_class = "gthread"
