@@ -1,0 +1,177 @@
+"""End-to-end client for the image test (docker/test-image.sh): plays the EHR against a running container.
+
+It runs inside the image under test (which has PyJWT and cryptography), so the test needs nothing on the host but
+docker:
+
+    python e2e_client.py keygen DIR          an EC P-384 key pair: DIR/private.pem and DIR/issuers.json (the trust
+                                             file to mount into the service, issuer https://ci.test)
+    python e2e_client.py check URL DIR       health, readiness, 401 without a token, discovery and a patient-view call
+                                             with a signed ES384 token; exit 0 only when every check passed
+
+Prints one line per check. Standard library plus PyJWT/cryptography only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ISSUER = "https://ci.test"
+KID = "ci-test-es384"
+SERVICE_ID = "calcinosis-cutis-patient-view"
+EXPECTED_RULE = "R18"
+
+
+def keygen(directory: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (directory / "private.pem").write_bytes(pem)
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": KID, "alg": "ES384", "use": "sig"})
+    issuers = {"issuers": {ISSUER: {"jwks": {"keys": [jwk]}}}}
+    (directory / "issuers.json").write_text(json.dumps(issuers, indent=2))
+    print(f"keygen: EC P-384 key {KID!r} for issuer {ISSUER}, trust file {directory / 'issuers.json'}")
+
+
+def token(directory: Path, audience: str) -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    key = (directory / "private.pem").read_bytes()
+    return jwt.encode(claims, key, algorithm="ES384", headers={"typ": "JWT", "kid": KID})
+
+
+def http(method: str, url: str, body: dict | None = None, bearer: str | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if bearer:
+        request.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def patient_view_request() -> dict:
+    taken = (datetime.now(timezone.utc) - timedelta(days=3)).replace(microsecond=0).isoformat()
+    phosphate = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2777-1", "display": "Phosphate [Mass/volume] in Serum or Plasma"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": taken,
+        "valueQuantity": {"value": 5.8, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+    }
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2"}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"patientId": "p1", "userId": "Practitioner/1"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01", "gender": "female"},
+            "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": condition}]},
+            "observations": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": phosphate}]},
+            "medicationRequests": None,
+            "medicationStatements": None,
+            "procedures": None,
+            "serviceRequests": None,
+        },
+    }
+
+
+def check(base_url: str, directory: Path) -> int:
+    base_url = base_url.rstrip("/")
+    failures: list[str] = []
+
+    def expect(name: str, ok: bool, detail: str = "") -> None:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}{(': ' + detail) if detail and not ok else ''}")
+        if not ok:
+            failures.append(name)
+
+    status, body = http("GET", f"{base_url}/healthz")
+    expect("GET /healthz is 200", status == 200, f"{status} {body[:200]!r}")
+    status, body = http("GET", f"{base_url}/readyz")
+    ready = status == 200 and json.loads(body or b"{}").get("status") == "ready"
+    expect("GET /readyz is 200 and ready", ready, f"{status} {body[:200]!r}")
+
+    service_url = f"{base_url}/cds-services/{SERVICE_ID}"
+    status, body = http("GET", f"{base_url}/cds-services")
+    expect("discovery without a token is 401", status == 401, f"{status} {body[:200]!r}")
+    status, body = http("GET", f"{base_url}/cds-services", bearer=token(directory, f"{base_url}/cds-services"))
+    ids = [s.get("id") for s in json.loads(body).get("services", [])] if status == 200 else []
+    expect(f"discovery with a signed token lists {SERVICE_ID}", SERVICE_ID in ids, f"{status} {body[:300]!r}")
+
+    request = patient_view_request()
+    status, body = http("POST", service_url, request)
+    expect("patient-view without a token is 401", status == 401, f"{status} {body[:200]!r}")
+    status, body = http("POST", service_url, request, bearer=token(directory, f"{base_url}/wrong-audience"))
+    expect("patient-view with a token for another aud is 401", status == 401, f"{status} {body[:200]!r}")
+
+    request["hookInstance"] = str(uuid.uuid4())
+    status, body = http("POST", service_url, request, bearer=token(directory, service_url))
+    expect("patient-view with a signed ES384 token is 200", status == 200, f"{status} {body[:500]!r}")
+    cards = json.loads(body).get("cards", []) if status == 200 else []
+    rules = [
+        rule
+        for card in cards
+        for rule in ((card.get("extension") or {}).get("calcinosis-cds") or {}).get("rules", [])
+    ]
+    expect(
+        f"the calcinosis patient gets a card from rule {EXPECTED_RULE}",
+        EXPECTED_RULE in rules,
+        f"{len(cards)} cards, rules {rules}; body {body[:500]!r}",
+    )
+    if cards:
+        print(f"  cards: {len(cards)}, rules: {', '.join(sorted(set(rules)))}")
+
+    if failures:
+        print(f"e2e: {len(failures)} check(s) failed: {'; '.join(failures)}")
+        return 1
+    print("e2e: all checks passed")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "keygen":
+        keygen(Path(argv[2]))
+        return 0
+    if len(argv) == 4 and argv[1] == "check":
+        return check(argv[2], Path(argv[3]))
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
