@@ -60,6 +60,8 @@ def probenecid_colchicine(facts, ctx):
             resource = proposals.medication_proposal(facts.patient_id, rxnorm=None, text="Colchicine (dose to be set by the clinician)",
                                                      reason_references=gate, note=note)
             suggestions.append(Suggestion("Propose colchicine (no dose)", (Action("create", "Colchicine, dose left to the clinician (proposal)", resource=resource),), key="colchicine"))
+    if not evidence:
+        evidence.append({"basis": "every patient with calcinosis cutis (low-evidence option)"})
     return Recommendation(
         indicator="info",
         summary="Option: probenecid or colchicine have helped some patients with calcinosis cutis (low-level evidence).",
