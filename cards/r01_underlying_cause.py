@@ -50,7 +50,10 @@ def underlying_cause(facts, ctx):
         "hypervitaminosis D": facts.has_condition("hypervitaminosis-d"),
     }
     found = {name: finding for name, finding in drivers.items() if finding}
-    workup_missing = not any(facts.latest_lab(analyte) for analyte in WORKUP_ANALYTES)
+    # "No work-up on file" only when the laboratory results were obtained: results that could not be fetched are
+    # unknown, not absent, and proposing a work-up that was done would mislead.
+    labs_unknown = bool(facts.data_missing("observations"))
+    workup_missing = not labs_unknown and not any(facts.latest_lab(analyte) for analyte in WORKUP_ANALYTES)
     if not found and not workup_missing:
         return None
 
@@ -76,6 +79,8 @@ def underlying_cause(facts, ctx):
         )
         if workup_missing:
             detail += "\n\nNo calcium, phosphate, albumin, renal function, PTH or vitamin D result is on file in the look-back window."
+        elif labs_unknown:
+            detail += "\n\nThe laboratory results could not be obtained, so laboratory causes were not assessed."
     else:
         summary = "Calcinosis cutis without a recent metabolic work-up: check Ca, P, albumin, renal function, PTH, vitamin D."
         detail = (

@@ -67,7 +67,9 @@ def handle(
         now=now,
         terms=terms,
         draft_orders=draft_order_facts(request, selected.of("Medication")),
-        missing_keys=record.missing_optional,
+        # Every key whose data is missing or incomplete (a required key cut short by a page cap included):
+        # rules that reason from absence must not read "not obtained" as "none on file".
+        missing_keys=[key for key, result in record.keys.items() if result.error],
     )
     evaluation = evaluate(facts, Context(hook=request.hook, settings=settings, context=request.context), service_id=service.id)
 

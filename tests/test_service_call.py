@@ -243,3 +243,19 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz").get_json()
     assert ready["status"] == "ready" and ready["rules"] >= 3
+
+
+def test_labs_that_could_not_be_obtained_are_not_read_as_no_workup(client):
+    # A calcinosis patient whose Observations failed: R01 must not propose a work-up "because none is on file".
+    body = minimal_request()
+    body["prefetch"]["conditions"]["entry"] = [{"resource": {
+        "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2"}]}}}]
+    answered = post(client, body).get_json()
+    workup = [c for c in answered["cards"] if "R01" in c["extension"]["calcinosis-cds"]["rules"]]
+    assert workup and "work-up" in workup[0]["summary"], "with every lab key answered empty, the work-up is missing"
+    body["prefetch"]["observations"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    failed = post(client, body).get_json()
+    assert "R01" not in fired_rules(failed)
+    assert [m["prefetchKey"] for m in failed["extension"]["calcinosis-cds"]["missingData"]] == ["observations"]
