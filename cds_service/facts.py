@@ -116,6 +116,9 @@ class PatientFacts:
     skipped: list[dict[str, str]]
     coded_observations: list[dict] = field(default_factory=list)  # e.g. pregnancy status (not numeric labs)
     missing_keys: frozenset[str] = frozenset()  # prefetch keys that could not be obtained (e.g. "allergies")
+    _condition_matches: dict[str, list[tuple[ConditionFact, Match]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---------- demographics ----------
     @property
@@ -140,15 +143,13 @@ class PatientFacts:
 
     # ---------- conditions ----------
     def conditions_in(self, value_set: str, *, active_only: bool = True) -> list[tuple[ConditionFact, Match]]:
-        vs = self.terms.value_set(value_set)
-        found = []
-        for condition in self.conditions:
-            if active_only and not condition.active:
-                continue
-            match = vs.match_concept(condition.code)
-            if match is not None:
-                found.append((condition, match))
-        return found
+        # The rules ask about the same value sets many times in one call: match each Condition once per value set.
+        matches = self._condition_matches.get(value_set)
+        if matches is None:
+            vs = self.terms.value_set(value_set)
+            matches = [(c, m) for c in self.conditions if (m := vs.match_concept(c.code)) is not None]
+            self._condition_matches[value_set] = matches
+        return [(c, m) for c, m in matches if c.active or not active_only]
 
     def has_condition(self, value_set: str) -> Finding:
         found = self.conditions_in(value_set)
