@@ -62,3 +62,13 @@ def render_catalogue(fmt: str = "text") -> str:
                 lines.append(f"    precedes: {', '.join(e['takesPrecedenceOver'])}")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def catalogue_document() -> str:
+    """docs/rules.md: the Markdown catalogue with a header saying how it is made."""
+    header = (
+        "# Rule catalogue\n\n"
+        "Generated from the declarations in `cards/` by `calcinosis-cds rules --output docs/rules.md`; "
+        "a test fails when this file is out of date.\n\n"
+    )
+    return header + render_catalogue("markdown")

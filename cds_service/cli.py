@@ -104,8 +104,11 @@ def request_command(args: argparse.Namespace) -> int:
 
 
 def rules_command(args: argparse.Namespace) -> int:
-    from .catalogue import render_catalogue
+    from .catalogue import catalogue_document, render_catalogue
 
+    if args.output:
+        Path(args.output).write_text(catalogue_document(), encoding="utf-8")
+        return 0
     print(render_catalogue(args.format))
     return 0
 
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rules = commands.add_parser("rules", help="print the catalogue of rules")
     rules.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    rules.add_argument("--output", help="write the Markdown catalogue document (docs/rules.md) to this file")
     rules.set_defaults(run=rules_command)
 
     args = parser.parse_args(argv)

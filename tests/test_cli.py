@@ -87,3 +87,13 @@ def test_request_prints_a_cds_hooks_request_with_resolved_dates(capsys):
     body = json.loads(out)
     assert body["hook"] == "patient-view" and body["context"]["patientId"] == "p1"
     assert "${" not in out, "relative dates are resolved"
+
+
+def test_docs_rules_md_is_the_current_catalogue():
+    from cds_service.catalogue import catalogue_document
+
+    from .conftest import ROOT
+
+    assert (ROOT / "docs" / "rules.md").read_text() == catalogue_document(), (
+        "docs/rules.md is out of date: run .venv/bin/calcinosis-cds rules --output docs/rules.md"
+    )
