@@ -14,7 +14,8 @@ The daily dose is the first dosage instruction's dose x frequency / period; tabl
 (from its name, or from the verified warfarin SCD codes of RULES.md §1.4).
 """
 
-from cds_service.orders import daily_dose_mg, delete_suggestion, drafts_in, medication_line, product_strength_mg
+from cds_service.medications import daily_dose_mg, product_strength_mg
+from cds_service.orders import delete_suggestion, drafts_in, medication_line
 from cds_service.rules import Recommendation, rule
 
 CALCINOSIS_VALUE_SETS = ("calcinosis-cutis", "calciphylaxis", "tumoral-calcinosis")

@@ -48,7 +48,6 @@ def _service_for_hook(hook: str):
 def build_request(document: dict[str, Any], hook: str | None, at: datetime) -> tuple[Any, dict[str, Any]]:
     """(service, request body) from a CDS Hooks request, a FHIR Bundle or a fixture scenario."""
     from .request_builder import request_from_resources, resources_of_bundle
-    from .services import services
 
     document = relative_dates.resolve(document, at)
     if "hookInstance" in document and "hook" in document:

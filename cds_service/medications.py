@@ -8,6 +8,7 @@ Medication (contained, in the record, or fetched), and by name in its text or di
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -18,9 +19,6 @@ ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold"})
 ACTIVE_STATEMENT_STATUSES = frozenset({"active", "intended"})
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationOrder")
 
-# Milligrams per unit for dose quantities we can convert; anything else gives no daily dose.
-_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
-_PER_DAY = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 1 / 30, "min": 1440.0}
 
 
 @dataclass(frozen=True)
@@ -88,10 +86,44 @@ def _medication_concepts(medication: dict) -> list[dict]:
     return concepts
 
 
-def _daily_dose_mg(resource: dict) -> float | None:
-    """Daily dose in mg from the first dosage instruction, when its dose and timing are both explicit."""
-    dosages = as_list(resource.get("dosageInstruction")) or as_list(resource.get("dosage"))
-    for dosage in dosages:
+# ---------- daily dose ----------
+
+_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+# Dose units that count units of the product (the CDS Hooks sandbox orders in "{pill}").
+_UNIT_OF_PRODUCT = frozenset({"{pill}", "pill", "{tbl}", "tbl", "tab", "tabs", "tablet", "tablets", "{tablet}",
+                              "{capsule}", "capsule", "capsules", "cap", "{cap}", "1", "{unit}", ""})
+_PER_DAY = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 1 / 30, "min": 1440.0, "s": 86400.0, "a": 1 / 365}
+# A single-ingredient solid product's strength in its name: "warfarin sodium 1 MG Oral Tablet". Names with "/" are
+# combinations or concentrations (MG/ML), whose per-unit strength cannot be read this way.
+_STRENGTH = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug)\b(?!\s*/)", re.IGNORECASE)
+_SOLID_FORM = re.compile(r"\b(tablet|capsule|tab|cap)s?\b", re.IGNORECASE)
+
+
+def product_strength_mg(texts: Iterable[str | None]) -> float | None:
+    """The strength per tablet or capsule, in mg, of a single-ingredient product named in one of `texts`."""
+    for text in texts:
+        if not isinstance(text, str) or "/" in text or not _SOLID_FORM.search(text):
+            continue
+        strengths = _STRENGTH.findall(text)
+        if len(strengths) == 1:
+            value, unit = strengths[0]
+            return float(value) * _MG_PER_UNIT[unit.lower()]
+    return None
+
+
+def concept_texts(concepts: Iterable[dict]) -> list[str]:
+    texts = []
+    for concept in concepts:
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        texts.extend(c["display"] for c in codeable_concepts(concept.get("coding")) if isinstance(c.get("display"), str))
+    return texts
+
+
+def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
+    """Daily dose in mg from the first dosage instruction with an explicit dose and timing (R4 doseAndRate, or the
+    DSTU2/STU3 doseQuantity and periodUnits); a dose in tablets counts only when the product's strength is known."""
+    for dosage in as_list(resource.get("dosageInstruction")) or as_list(resource.get("dosage")):
         if not isinstance(dosage, dict):
             continue
         quantity = None
@@ -99,24 +131,35 @@ def _daily_dose_mg(resource: dict) -> float | None:
             if isinstance(dose_and_rate, dict) and isinstance(dose_and_rate.get("doseQuantity"), dict):
                 quantity = dose_and_rate["doseQuantity"]
                 break
-        if quantity is None and isinstance(dosage.get("doseQuantity"), dict):  # DSTU2 and sloppy R4
+        if quantity is None and isinstance(dosage.get("doseQuantity"), dict):
             quantity = dosage["doseQuantity"]
-        if quantity is None or not isinstance(quantity.get("value"), (int, float)):
+        if quantity is None:
             continue
-        unit = str(quantity.get("code") or quantity.get("unit") or "").strip().lower()
-        per_unit = _MG_PER_UNIT.get(unit)
-        if per_unit is None:
+        value = quantity.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             continue
-        repeat = (dosage.get("timing") or {}).get("repeat") if isinstance(dosage.get("timing"), dict) else None
+        unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
+        if unit.lower() in _MG_PER_UNIT:
+            per_dose = float(value) * _MG_PER_UNIT[unit.lower()]
+        elif unit.lower() in _UNIT_OF_PRODUCT and strength_mg is not None:
+            per_dose = float(value) * strength_mg
+        else:
+            continue
+        timing = dosage.get("timing")
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
         if not isinstance(repeat, dict):
             continue
         frequency = repeat.get("frequency", 1)
-        period = repeat.get("period")
-        per_day = _PER_DAY.get(str(repeat.get("periodUnit")))
-        if not isinstance(frequency, (int, float)) or not isinstance(period, (int, float)) or not period or per_day is None:
+        period = repeat.get("period", 1)
+        per_day = _PER_DAY.get(str(repeat.get("periodUnit") or repeat.get("periodUnits")))
+        if (
+            isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0
+            or isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0 or per_day is None
+        ):
             continue
-        return float(quantity["value"]) * per_unit * frequency / period * per_day
+        return per_dose * frequency / period * per_day
     return None
+
 
 
 def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool) -> MedicationFact:
@@ -151,7 +194,7 @@ def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool
         draft=draft,
         reason_concepts=tuple(codeable_concepts(resource.get("reasonCode"))),
         reason_references=reason_refs,
-        daily_dose_mg=_daily_dose_mg(resource),
+        daily_dose_mg=daily_dose_mg(resource, product_strength_mg(concept_texts(concepts))),
         route_text=route,
         unresolved_reference=unresolved,
         resource=resource,

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from . import proposals
 from .fhir_values import as_list, codeable_concepts, parse_datetime
-from .medications import MedicationFact, medication_index, read_medication
+from .medications import MedicationFact, concept_texts, medication_index, read_medication
 from .rules import Action, Suggestion
 from .terminology import system_key
 
@@ -36,81 +36,6 @@ SERVICE_ORDER_TYPES = ("ServiceRequest", "NutritionOrder", "ProcedureRequest")  
 WITHDRAWN_STATUSES = frozenset({"entered-in-error", "cancelled", "revoked", "stopped"})
 _RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _FULL_URL_REFERENCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
-
-# ---------- daily dose ----------
-
-_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
-# Dose units that count units of the product (the CDS Hooks sandbox orders in "{pill}").
-_UNIT_OF_PRODUCT = frozenset({"{pill}", "pill", "{tbl}", "tbl", "tab", "tabs", "tablet", "tablets", "{tablet}",
-                              "{capsule}", "capsule", "capsules", "cap", "{cap}", "1", "{unit}", ""})
-_PER_DAY = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 1 / 30, "min": 1440.0, "s": 86400.0, "a": 1 / 365}
-# A single-ingredient solid product's strength in its name: "warfarin sodium 1 MG Oral Tablet". Names with "/" are
-# combinations or concentrations (MG/ML), whose per-unit strength cannot be read this way.
-_STRENGTH = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug)\b(?!\s*/)", re.IGNORECASE)
-_SOLID_FORM = re.compile(r"\b(tablet|capsule|tab|cap)s?\b", re.IGNORECASE)
-
-
-def product_strength_mg(texts: Iterable[str | None]) -> float | None:
-    """The strength per tablet or capsule, in mg, of a single-ingredient product named in one of `texts`."""
-    for text in texts:
-        if not isinstance(text, str) or "/" in text or not _SOLID_FORM.search(text):
-            continue
-        strengths = _STRENGTH.findall(text)
-        if len(strengths) == 1:
-            value, unit = strengths[0]
-            return float(value) * _MG_PER_UNIT[unit.lower()]
-    return None
-
-
-def _concept_texts(concepts: Iterable[dict]) -> list[str]:
-    texts = []
-    for concept in concepts:
-        if isinstance(concept.get("text"), str):
-            texts.append(concept["text"])
-        texts.extend(c["display"] for c in codeable_concepts(concept.get("coding")) if isinstance(c.get("display"), str))
-    return texts
-
-
-def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
-    """Daily dose in mg from the first dosage instruction with an explicit dose and timing (R4 doseAndRate, or the
-    DSTU2/STU3 doseQuantity and periodUnits); a dose in tablets counts only when the product's strength is known."""
-    for dosage in as_list(resource.get("dosageInstruction")):
-        if not isinstance(dosage, dict):
-            continue
-        quantity = None
-        for dose_and_rate in as_list(dosage.get("doseAndRate")):
-            if isinstance(dose_and_rate, dict) and isinstance(dose_and_rate.get("doseQuantity"), dict):
-                quantity = dose_and_rate["doseQuantity"]
-                break
-        if quantity is None and isinstance(dosage.get("doseQuantity"), dict):
-            quantity = dosage["doseQuantity"]
-        if quantity is None:
-            continue
-        value = quantity.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            continue
-        unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
-        if unit.lower() in _MG_PER_UNIT:
-            per_dose = float(value) * _MG_PER_UNIT[unit.lower()]
-        elif unit.lower() in _UNIT_OF_PRODUCT and strength_mg is not None:
-            per_dose = float(value) * strength_mg
-        else:
-            continue
-        timing = dosage.get("timing")
-        repeat = timing.get("repeat") if isinstance(timing, dict) else None
-        if not isinstance(repeat, dict):
-            continue
-        frequency = repeat.get("frequency", 1)
-        period = repeat.get("period", 1)
-        per_day = _PER_DAY.get(str(repeat.get("periodUnit") or repeat.get("periodUnits")))
-        if (
-            isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0
-            or isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0 or per_day is None
-        ):
-            continue
-        return per_dose * frequency / period * per_day
-    return None
-
 
 # ---------- reading draftOrders ----------
 
@@ -166,15 +91,7 @@ def read_draft_orders(draft_orders: Any, medications: Iterable[dict]) -> list[Me
         seen.add(reference)
         # DSTU2 MedicationOrder names its reason reasonCodeableConcept; either may be one object or an array.
         reasons = codeable_concepts(resource.get("reasonCode")) + codeable_concepts(resource.get("reasonCodeableConcept"))
-        strength = product_strength_mg(_concept_texts(fact.concepts))
-        facts.append(
-            replace(
-                fact,
-                reference=reference,
-                reason_concepts=tuple(reasons),
-                daily_dose_mg=daily_dose_mg(resource, strength),
-            )
-        )
+        facts.append(replace(fact, reference=reference, reason_concepts=tuple(reasons)))
     return facts
 
 
@@ -260,7 +177,7 @@ def _route_concepts(resource: dict) -> list[dict]:
 def is_intravenous(draft: MedicationFact) -> bool:
     """Given intravenously: an intravenous route (SNOMED 47625008 or words), else an injectable product name with
     no other route given. Oral, rectal or enteral routes and balanced electrolyte solutions never count."""
-    texts = _concept_texts(draft.concepts)
+    texts = concept_texts(draft.concepts)
     if any(_BALANCED_SOLUTION.search(t) for t in texts):
         return False
     routes = _route_concepts(draft.resource)
@@ -268,7 +185,7 @@ def is_intravenous(draft: MedicationFact) -> bool:
         for coding in codeable_concepts(route.get("coding")):
             if system_key(coding.get("system")) == "snomed" and coding.get("code") in INTRAVENOUS_ROUTE_CODES:
                 return True
-    route_texts = _concept_texts(routes)
+    route_texts = concept_texts(routes)
     if any(_IV_WORDS.search(t) for t in route_texts):
         return True
     if any(_NOT_IV_ROUTE.search(t) for t in route_texts):

@@ -48,7 +48,6 @@ from jwt.exceptions import (
     InvalidIssuerError,
     InvalidSignatureError,
     MissingRequiredClaimError,
-    PyJWKError,
     PyJWTError,
 )
 

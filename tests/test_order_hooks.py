@@ -14,14 +14,8 @@ from datetime import timedelta
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.orders import (
-    daily_dose_mg,
-    is_intravenous,
-    orders_under_review,
-    product_strength_mg,
-    read_draft_orders,
-    read_draft_service_orders,
-)
+from cds_service.medications import daily_dose_mg, product_strength_mg
+from cds_service.orders import is_intravenous, orders_under_review, read_draft_orders, read_draft_service_orders
 from cds_service.request_builder import request_from_resources
 from cds_service.rules import Context
 from cds_service.services import services
