@@ -7,6 +7,7 @@ core with a few threads each keeps both cores busy while a fetch is in flight, a
 client's time budget.
 """
 
+import logging
 import os
 import sys
 
@@ -78,11 +79,14 @@ def _refuse_invalid_settings() -> None:
     except Exception as error:  # the image itself is broken: say so, with the cause
         print(f"calcinosis-cds: cannot import the service: {type(error).__name__}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    logging.disable(logging.CRITICAL)  # start-up warnings are logged once, when gunicorn loads the app for real
     try:
         create_app()
     except SettingsError as error:
         print(f"calcinosis-cds: refusing to start, invalid settings: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 _refuse_invalid_settings()
