@@ -46,6 +46,26 @@ def referral_unless_recent(facts, specialty: str, reasons=(), note: str | None =
     return referral(facts, specialty, reasons, note), None
 
 
+def diet_suggestions(facts, *, diet: str, diet_code: tuple[str, str] | None, nutrient: tuple[str, str] | None,
+                     key: str) -> tuple[list[Suggestion], str]:
+    """A restricted-diet NutritionOrder proposal (no amount: the article gives none) and a dietitian referral unless
+    a dietitian is already involved. Returns the suggestions and a line for the detail ("" when nothing to add)."""
+    resource = proposals.diet_order(
+        facts.patient_id,
+        diet_code=diet_code,
+        diet_text=f"{diet.capitalize()} diet",
+        nutrient=nutrient,
+        note=f"{diet.split('-')[0].capitalize()} restriction; the amount is set by the dietitian (the article gives none).",
+        datetime_ordered=facts.now.isoformat(),
+    )
+    suggestions = [Suggestion(f"Propose a {diet} diet", (Action("create", f"{diet.capitalize()} diet (proposal)", resource=resource),), key=key)]
+    dietitian, existing = referral_unless_recent(facts, "dietitian")
+    if dietitian:
+        suggestions.append(dietitian)
+        return suggestions, ""
+    return suggestions, f"\n\nA dietitian is already involved ({existing})."
+
+
 def condition_references(evidence) -> list[str]:
     return [e["reference"] for e in evidence if str(e.get("reference", "")).startswith("Condition/")]
 

@@ -7,10 +7,9 @@ Proposes a NutritionOrder with a phosphorus nutrient modifier (renal disease die
 present; no numeric limit, which the article does not give) and a dietitian referral.
 """
 
-from cds_service import proposals
-from cds_service.rules import Action, Recommendation, Suggestion, rule
+from cds_service.rules import Recommendation, rule
 
-from ._common import referral_unless_recent
+from ._common import diet_suggestions
 from ._text import bullet_list
 
 RENAL_DIET = ("33489005", "Renal disease diet")  # VERIFIED display (S7)
@@ -33,7 +32,6 @@ def phosphorus_diet(facts, ctx):
     high = facts.hyperphosphatemia()
     if not high:
         return None
-    note = "Phosphorus restriction; the amount is set by the dietitian (the article gives none)."
     ckd = facts.renal_insufficiency()
     detail = (
         "The article: *\"Restrict dietary phosphorous when hyperphosphatemia is present.\"* It calls the benefit of "
@@ -41,21 +39,10 @@ def phosphorus_diet(facts, ctx):
     )
     if ckd:
         detail += "\n\nRenal insufficiency is present: coordinate the diet with nephrology."
-    diet = proposals.diet_order(
-        facts.patient_id,
-        diet_code=RENAL_DIET if ckd else None,
-        diet_text="Phosphorus-restricted diet",
-        nutrient=PHOSPHORUS,
-        note=note,
-        datetime_ordered=facts.now.isoformat(),
+    suggestions, dietitian_note = diet_suggestions(
+        facts, diet="phosphorus-restricted", diet_code=RENAL_DIET if ckd else None, nutrient=PHOSPHORUS, key="diet-phosphorus"
     )
-    suggestions = [Suggestion("Propose a phosphorus-restricted diet",
-                              (Action("create", "Phosphorus-restricted diet (proposal)", resource=diet),), key="diet-phosphorus")]
-    dietitian, existing = referral_unless_recent(facts, "dietitian")
-    if dietitian:
-        suggestions.append(dietitian)
-    else:
-        detail += f"\n\nA dietitian is already involved ({existing})."
+    detail += dietitian_note
     return Recommendation(
         indicator="info",
         summary="Hyperphosphatemia: consider a phosphorus-restricted diet (minor benefit in most cases).",

@@ -8,10 +8,9 @@ calcium-restricted diet (text; no verified diet or nutrient code) and a dietitia
 urgent clinician review, and no diet proposal (a severe hypercalcemia must not rely on diet).
 """
 
-from cds_service import proposals
-from cds_service.rules import Action, Recommendation, Suggestion, rule
+from cds_service.rules import Recommendation, rule
 
-from ._common import referral_unless_recent
+from ._common import diet_suggestions
 from ._text import bullet_list
 
 CRITICAL_MG_DL = 12.0
@@ -48,20 +47,9 @@ def calcium_diet(facts, ctx):
     detail = ("The article: *\"Restrict dietary calcium intake when hypercalcemia is present.\"* It calls the benefit "
               "of dietary change minor in most cases. Evaluate the cause of the hypercalcemia first: not every cause "
               "benefits from calcium restriction (reviewer's note).\n\n" + bullet_list(list(high.evidence)))
-    diet = proposals.diet_order(
-        facts.patient_id,
-        diet_code=None,  # no low-calcium diet code was verified (RULES.md §1.5)
-        diet_text="Calcium-restricted diet",
-        note="Calcium restriction; the amount is set by the dietitian (the article gives none).",
-        datetime_ordered=facts.now.isoformat(),
-    )
-    suggestions = [Suggestion("Propose a calcium-restricted diet",
-                              (Action("create", "Calcium-restricted diet (proposal)", resource=diet),), key="diet-calcium")]
-    dietitian, existing = referral_unless_recent(facts, "dietitian")
-    if dietitian:
-        suggestions.append(dietitian)
-    else:
-        detail += f"\n\nA dietitian is already involved ({existing})."
+    # No low-calcium diet code or calcium nutrient code was verified (RULES.md §1.5): the proposal is text-only.
+    suggestions, dietitian_note = diet_suggestions(facts, diet="calcium-restricted", diet_code=None, nutrient=None, key="diet-calcium")
+    detail += dietitian_note
     return Recommendation(
         indicator="info",
         summary="Hypercalcemia: consider dietary calcium restriction; evaluate the cause (minor benefit for calcinosis).",

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any, Iterable
 
 from . import proposals
-from .fhir_values import as_list, codeable_concepts, parse_datetime
+from .fhir_values import as_list, codeable_concepts
 from .medications import MedicationFact, concept_texts, medication_index, read_medication
 from .rules import Action, Suggestion
 from .terminology import system_key
@@ -196,7 +195,6 @@ def is_intravenous(draft: MedicationFact) -> bool:
 # ---------- suggestions, never twice ----------
 
 NEPHROLOGY = ("306286007", "Referral to nephrologist")  # VERIFIED (S2, S3)
-RECENT_REFERRAL_DAYS = 365
 
 
 def draft_has_service(ctx, system: str, code: str) -> str | None:
@@ -204,23 +202,6 @@ def draft_has_service(ctx, system: str, code: str) -> str | None:
     for order in read_draft_service_orders(ctx.context.get("draftOrders")):
         if (system, code) in order.codes:
             return order.reference
-    return None
-
-
-def recent_record_referral(facts, snomed_code: str) -> str | None:
-    """A referral with this code in the record from the last 12 months (not withdrawn)."""
-    since = facts.now - timedelta(days=RECENT_REFERRAL_DAYS)
-    for request in facts.service_requests:
-        if request.get("status") in WITHDRAWN_STATUSES:
-            continue
-        codes = {
-            (system_key(c.get("system")), c.get("code"))
-            for concept in codeable_concepts(request.get("code"))
-            for c in codeable_concepts(concept.get("coding"))
-        }
-        when = parse_datetime(request.get("authoredOn")) or parse_datetime(request.get("occurrenceDateTime"))
-        if ("snomed", snomed_code) in codes and when is not None and when >= since:
-            return f"ServiceRequest/{request.get('id')}"
     return None
 
 
@@ -249,7 +230,7 @@ def nephrology_suggestion(facts, ctx, reasons: Iterable[str] = (), note: str | N
     """Propose a nephrology referral, unless one is in draftOrders or the record has one from the last 12 months.
     (suggestion | None, the existing referral's reference | None)"""
     code, display = NEPHROLOGY
-    already = draft_has_service(ctx, "snomed", code) or recent_record_referral(facts, code)
+    already = draft_has_service(ctx, "snomed", code) or facts.recent_referral(code)
     if already:
         return None, already
     resource = proposals.referral(facts.patient_id, code, display, reasons, note)
