@@ -26,6 +26,7 @@ from .feedback import IssuedCards, record_feedback, validate_feedback
 from .json_depth import depth_ok
 from .logging_setup import configure_logging
 from .prefetch import Fetcher
+from .resources import warm_up
 from .service_call import find_service, handle
 from .services import services
 from .settings import Settings
@@ -96,6 +97,7 @@ def create_app(
     """The application, for gunicorn (`cds_service:create_app()`) and for tests (explicit settings and clock)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
+    warm_up()  # model classes, code tables and rules now, not on the first clinician's call
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False

@@ -165,3 +165,18 @@ def select_and_validate(
             continue
         selected.by_type.setdefault(resource_type, []).append(resource)
     return selected
+
+
+def warm_up() -> None:
+    """Load at start-up what the first call would otherwise load on the clinician's time (about 0.3 s): the R4B model
+    classes of every type the rules read, the code tables, the services and the rules (which import the proposal
+    models). Under gunicorn's preload_app this runs once in the master, and every worker starts warm."""
+    from .rules import registry
+    from .services import services
+    from .terminology import terminology
+
+    terminology()
+    services()
+    registry()
+    for resource_type in RELEVANT_TYPES:
+        model_class(resource_type)
