@@ -103,7 +103,9 @@ def measure_size(args, wrk: str, size: str, patient, out: Path) -> dict:
     try:
         service.start()
         baseline.start()
+        first = time.perf_counter()
         status, answer = post(service.url + SERVICE_PATH, body)
+        entry["first_call_ms"] = (time.perf_counter() - first) * 1000  # a fresh worker: what start-up left undone
         if status != 200:
             raise RuntimeError(f"the service answered {status} for the {size} patient: {str(answer)[:300]}")
         entry["cards"] = len(answer.get("cards", []))

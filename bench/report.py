@@ -79,7 +79,8 @@ def markdown(results: dict) -> str:
     lines.append("")
     for entry in results["sizes"]:
         lines.append(f"- {entry['size']}: {entry['source']}; {entry.get('cards', '?')} cards "
-                     f"({', '.join(entry.get('rules', []))}).")
+                     f"({', '.join(entry.get('rules', []))}); first call of a fresh worker "
+                     f"{entry.get('first_call_ms', 0):.0f} ms.")
     fetch = results.get("fetch")
     if fetch:
         lines.append("")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -167,10 +167,12 @@ def select_and_validate(
     return selected
 
 
+@lru_cache(maxsize=1)
 def warm_up() -> None:
     """Load at start-up what the first call would otherwise load on the clinician's time (about 0.3 s): the R4B model
     classes of every type the rules read, the code tables, the services and the rules (which import the proposal
-    models). Under gunicorn's preload_app this runs once in the master, and every worker starts warm."""
+    models), and every element model they can hold. Under gunicorn's preload_app this runs once in the master, and
+    every worker starts warm; once per process in any case."""
     from .rules import registry
     from .services import services
     from .terminology import terminology
@@ -178,5 +180,24 @@ def warm_up() -> None:
     terminology()
     services()
     registry()
+    seen: set[type] = set()
     for resource_type in RELEVANT_TYPES:
-        model_class(resource_type)
+        _load_element_models(model_class(resource_type), seen)
+
+
+def _load_element_models(klass: type, seen: set[type]) -> None:
+    """Import every element model a resource model can hold (fhir.resources imports them, and pydantic builds their
+    schemas, on the first value that uses them: 0.1-0.3 s spread over a worker's first calls)."""
+    if klass in seen:
+        return
+    seen.add(klass)
+    for field_info in getattr(klass, "model_fields", {}).values():
+        pending = [field_info.annotation]
+        while pending:
+            annotation = pending.pop()
+            pending.extend(get_args(annotation))
+            loader = getattr(annotation, "get_model_klass", None)
+            if callable(loader):
+                element = loader()
+                if isinstance(element, type):
+                    _load_element_models(element, seen)
