@@ -37,7 +37,8 @@ trap cleanup_base EXIT
 
 bootstrap() {
     rm -rf "$rootfs"
-    debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$BASE_WORK_DIR/debootstrap.log" 2>&1
+    timeout 900 debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" \
+        >"$BASE_WORK_DIR/debootstrap.log" 2>&1
 }
 log "debootstrap $suite (minbase + $packages) from $mirror"
 if ! retry 3 "debootstrap" bootstrap; then
