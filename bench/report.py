@@ -19,6 +19,11 @@ def ratio(entry: dict, connections: int, field: str = "p50_ms") -> float | None:
     return service[field] / baseline[field]
 
 
+def _errors(run: dict) -> str:
+    detail = ", ".join(f"{kind} {count}" for kind, count in sorted(run.get("error_detail", {}).items()))
+    return f"{run['errors']} ({detail})" if run["errors"] else "0"
+
+
 def _mb(values: list[float]) -> str:
     return "/".join(f"{v:.0f}" for v in values) if values else "?"
 
@@ -72,7 +77,7 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {label} | {entry['request_resources']} | {entry['body_bytes'] / 1024:.0f} KiB | "
                 f"{run['connections']} | {run['server']} | {run['p50_ms']:.1f} | {run['p95_ms']:.1f} | "
-                f"{run['p99_ms']:.1f} | {run['throughput']:.1f} | {run['errors']} | "
+                f"{run['p99_ms']:.1f} | {run['throughput']:.1f} | {_errors(run)} | "
                 f"{_mb(entry.get('peak_rss_mb', {}).get(run['server'], []))} | "
                 f"{f'**{r:.2f}**' if r else ''} |"
             )
