@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     info["wrk"] = wrk_version(wrk)
-    info["server_command"] = " ".join(gunicorn_command(SERVICE_APP, 0)[1:]).replace(str(ROOT) + "/", "")
+    info["server_command"] = " ".join(gunicorn_command(SERVICE_APP, 0)[1:]).replace(str(ROOT) + "/", "").replace(
+        "127.0.0.1:0", "127.0.0.1:PORT")
     info["server_env"] = {k: v for k, v in {**env, "CDS_AUTH": "off", "CDS_FHIR_ALLOW_HTTP": "true"}.items()
                           if k.startswith(("GUNICORN_", "CDS_"))}
     info["command"] = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

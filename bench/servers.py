@@ -65,7 +65,8 @@ def gunicorn_command(app: str, port: int) -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn) if gunicorn.exists() else "gunicorn"]
     if GUNICORN_CONF.is_file():
-        command += ["--config", str(GUNICORN_CONF)]
+        # The image's config; the address on the command line wins over it: loopback only, whatever the config reads.
+        command += ["--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}"]
     else:  # the image's settings, spelled out
         env = image_environment()
         command += ["--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
@@ -92,7 +93,8 @@ class Server:
         env.update(image_environment())
         env.update(BENCH_OVERRIDES)
         env.update(self.extra_env)
-        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1"})
+        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+                    "PYTHONUNBUFFERED": "1"})
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         return env
 
@@ -111,12 +113,21 @@ class Server:
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:
                     if answer.status == 200 and len(self.worker_pids()) >= self.expected_workers():
-                        return self
+                        return self._loopback_only()
             except OSError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer /healthz within {timeout:g} s; see {self.log_path}")
+
+    def _loopback_only(self) -> "Server":
+        """Stop at once if gunicorn listens anywhere but 127.0.0.1 (its log says where)."""
+        log = self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+        addresses = re.findall(r"Listening at: (\S+)", log)
+        if any(f":{self.port}" in a and "127.0.0.1" not in a for a in addresses):
+            self.stop()
+            raise RuntimeError(f"{self.name} listened on {addresses}, not on loopback only; see {self.log_path}")
+        return self
 
     def expected_workers(self) -> int:
         return int(self.environment().get("GUNICORN_WORKERS", "2") or 2)
