@@ -27,17 +27,6 @@ from cds_service.terminology import terminology
 from .data import SERVICE_ID, SIZES, benchmark_patients
 
 
-def _depth_check():
-    try:
-        from cds_service.json_depth import depth_ok
-
-        return lambda raw, body: depth_ok(raw, body, 64)
-    except ImportError:  # an older version of the service: the walk in app.py
-        from cds_service.app import MAX_JSON_DEPTH, _depth_ok
-
-        return lambda raw, body: _depth_ok(body, MAX_JSON_DEPTH)
-
-
 def cpu_ms(function, repeat: int) -> tuple[float, object]:
     function()
     best, result = float("inf"), None
@@ -58,16 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     patients = benchmark_patients(sizes, source=args.data)
     service, terms = services()[SERVICE_ID], terminology()
     settings = Settings(auth="off", log_level="WARNING")
-    depth = _depth_check()
     takes_now = "now" in inspect.signature(selection.select_and_validate).parameters
-    print("| patient | validated | JSON parse | depth check | protocol + prefetch | select + validate | facts | "
+    print("| patient | validated | JSON parse | protocol + prefetch | select + validate | facts | "
           "rules + cards | total (no parse) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for size in sizes:
         raw = json.dumps(patients[size].request(), separators=(",", ":")).encode()
         now = datetime.now(timezone.utc)
         t_json, body = cpu_ms(lambda: json.loads(raw), args.repeat)
-        t_depth, _ = cpu_ms(lambda: depth(raw, body), args.repeat)
 
         def protocol_and_prefetch():
             request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=True)
@@ -82,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         context = Context(hook=request.hook, settings=settings, context=request.context)
         t_rules, _ = cpu_ms(lambda: evaluate(facts, context, service_id=service.id), args.repeat)
         validated = Counter(t for t, items in selected.by_type.items() for _ in items)
-        total = t_depth + t_gather + t_select + t_facts + t_rules
-        print(f"| {size} | {sum(validated.values())} | {t_json:.1f} | {t_depth:.1f} | {t_gather:.1f} | "
+        total = t_gather + t_select + t_facts + t_rules
+        print(f"| {size} | {sum(validated.values())} | {t_json:.1f} | {t_gather:.1f} | "
               f"{t_select:.1f} | {t_facts:.1f} | {t_rules:.1f} | {total:.1f} |")
     return 0
 

@@ -228,10 +228,8 @@ class PatientFacts:
     # ---------- calcium (A3, RULES.md §3.8) ----------
     def same_day_albumin(self, result: LabResult) -> LabResult | None:
         """The latest albumin drawn on the same (local) day as `result`, for a calculated corrected calcium."""
-        for albumin in self.labs.in_window("albumin"):
-            if albumin.effective.date() == result.effective.date():
-                return albumin
-        return None
+        same_day = self.labs.in_window("albumin", where=lambda albumin: albumin.effective.date() == result.effective.date())
+        return same_day[0] if same_day else None
 
     def corrected_calcium(self) -> LabResult | None:
         """The latest total calcium corrected by a same-day albumin: Ca + 0.8 x (4.0 - albumin g/dL), "calculated"."""
@@ -279,9 +277,9 @@ class PatientFacts:
         if phosphate is None:
             return None
         for analyte in ("calcium", "calcium-corrected"):
-            partners = [
-                c for c in self.labs.in_window(analyte) if abs(phosphate.effective - c.effective) <= timedelta(days=1)
-            ]
+            partners = self.labs.in_window(
+                analyte, where=lambda c: abs(phosphate.effective - c.effective) <= timedelta(days=1)
+            )
             if partners:
                 calcium = min(partners, key=lambda c: abs(phosphate.effective - c.effective))
                 return calcium.value * phosphate.value, calcium, phosphate
@@ -557,7 +555,9 @@ def build_facts(
     patients = selected.of("Patient")
     patient = patients[0] if patients else {}
     conditions = [c for c in (read_condition(r, now) for r in selected.of("Condition")) if c is not None]
-    labs = build_panel(selected.of("Observation"), terms, now)
+    from .resources import validate
+
+    labs = build_panel(selected.of("Observation") + selected.lab_observations, terms, now, validator=validate)
     coded_observations = [
         o for o in selected.of("Observation")
         if any(terms.observation_for_loinc(code) for code in _loinc_codes(o))

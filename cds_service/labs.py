@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Callable, Iterator, Any
 
 from .fhir_values import codeable_concepts, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
@@ -48,6 +48,7 @@ class LabResult:
     reference_high: float | None = None  # canonical unit
     interpretation: frozenset[str] = frozenset()
     calculated: bool = False  # e.g. corrected calcium computed here from a same-day albumin
+    resource: dict | None = field(default=None, repr=False, compare=False, hash=False)  # validated on first use
 
     def evidence(self) -> dict[str, Any]:
         out = {
@@ -74,23 +75,49 @@ class HighAssessment:
 
 @dataclass
 class LabPanel:
-    """All usable results per analyte (newest first), and the results that could not be used, with why."""
+    """All readable results per analyte (newest first), and the results that could not be used, with why.
+
+    Results are validated as FHIR R4 (the `validator`) only when a rule reads them, newest first: the latest result
+    of an analyte, or the few that a fact pairs by date. A result that fails is skipped for good, reported in
+    `invalid`, and the next one is used; a result no rule reads is never validated (R4B validation is the largest
+    cost of a call, and a long record holds many results nobody reads)."""
 
     now: datetime
     terms: Terminology
     results: dict[str, list[LabResult]] = field(default_factory=dict)
     unusable: list[dict[str, str]] = field(default_factory=list)
+    validator: Callable[[dict], str | None] | None = None
+    invalid: list[dict[str, str]] = field(default_factory=list)
+    _verdicts: dict[int, bool] = field(default_factory=dict, repr=False)
 
     def window_start(self, analyte: str) -> datetime:
         return self.now - timedelta(days=self.terms.labs[analyte].window_days)
 
-    def in_window(self, analyte: str) -> list[LabResult]:
-        start = self.window_start(analyte)
-        return [r for r in self.results.get(analyte, []) if start <= r.effective <= self.now + timedelta(hours=1)]
+    def _valid(self, result: LabResult) -> bool:
+        if self.validator is None or result.resource is None:
+            return True
+        key = id(result.resource)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            issue = self.validator(result.resource)
+            verdict = issue is None
+            self._verdicts[key] = verdict
+            if issue is not None:
+                self.invalid.append({"resource": result.reference, "issue": issue})
+        return verdict
+
+    def _candidates(self, analyte: str, where: Callable[[LabResult], bool] | None) -> Iterator[LabResult]:
+        start, end = self.window_start(analyte), self.now + timedelta(hours=1)
+        for result in self.results.get(analyte, []):
+            if start <= result.effective <= end and (where is None or where(result)):
+                yield result
+
+    def in_window(self, analyte: str, where: Callable[[LabResult], bool] | None = None) -> list[LabResult]:
+        """The valid results of the analyte in its look-back window (and matching `where`), newest first."""
+        return [r for r in self._candidates(analyte, where) if self._valid(r)]
 
     def latest(self, analyte: str) -> LabResult | None:
-        results = self.in_window(analyte)
-        return results[0] if results else None
+        return next((r for r in self._candidates(analyte, None) if self._valid(r)), None)
 
 
 def _unit_of(quantity: dict) -> tuple[str | None, str | None]:
@@ -173,15 +200,19 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
             reference=resource_label(resource),
             reference_high=reference_high,
             interpretation=frozenset(interpretation),
+            resource=resource,
         ),
         None,
     )
 
 
-def build_panel(observations: list[dict], terms: Terminology, now: datetime) -> LabPanel:
+def build_panel(
+    observations: list[dict], terms: Terminology, now: datetime, validator: Callable[[dict], str | None] | None = None
+) -> LabPanel:
+    """The panel of the given Observations; with a `validator`, each is validated when first read (see LabPanel)."""
     from .resources import observation_loinc_codes
 
-    panel = LabPanel(now=now, terms=terms)
+    panel = LabPanel(now=now, terms=terms, validator=validator)
     for resource in observations:
         for loinc in observation_loinc_codes(resource):
             name = terms.analyte_for_loinc(loinc)

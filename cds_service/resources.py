@@ -5,6 +5,11 @@ its values); the rest of the request goes on. Only resources the rules can use a
 the R4B models costs about 0.2-0.5 ms a resource, the largest part of a call):
 
 - an Observation whose LOINC code no rule reads is dropped before validation;
+- an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
+  sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
+  dropped before validation;
+- a lab Observation inside its window is not validated here at all: labs.LabPanel validates it when a rule first
+  reads it, newest first, so only the results the rules use are validated (and an invalid one is then reported);
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
   exactly as labs.read_observation reads it; an Observation without a readable date is kept (and reported unusable
@@ -25,6 +30,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from .fhir_values import parse_datetime
+from .medications import is_active
 from .terminology import Terminology, system_key
 
 # The resource types the facts are built from; anything else in a prefetch Bundle is ignored.
@@ -54,8 +60,9 @@ def model_class(resource_type: str):
 
 @dataclass
 class SelectedResources:
-    by_type: dict[str, list[dict]] = field(default_factory=dict)
+    by_type: dict[str, list[dict]] = field(default_factory=dict)  # validated
     skipped: list[dict[str, str]] = field(default_factory=list)
+    lab_observations: list[dict] = field(default_factory=list)  # validated on first use by labs.LabPanel
 
     def of(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])
@@ -101,13 +108,34 @@ def is_about_patient(resource: dict, patient_id: str) -> bool:
     return len(tail) >= 2 and tail[-2] == "Patient" and tail[-1] == patient_id
 
 
+# FHIR resources nest a few levels (extensions in extensions a few more); the R4B models recurse per level and fail
+# with RecursionError (not a validation error) some hundreds of levels down, so deeper resources are refused first.
+MAX_RESOURCE_DEPTH = 64
+
+
+def nesting_ok(value: Any, limit: int = MAX_RESOURCE_DEPTH) -> bool:
+    """True when no value is nested deeper than `limit` levels (the resource itself is level 1)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 def validate(resource: dict) -> str | None:
     """None if the resource is valid FHIR R4 (R4B models), else why not."""
+    if not nesting_ok(resource):
+        return f"nested deeper than {MAX_RESOURCE_DEPTH} levels"
     try:
         model_class(resource["resourceType"]).model_validate(resource)
     except ValidationError as error:
         return _validation_issue(error)
-    except (ValueError, TypeError) as error:  # a model the library cannot build from this shape
+    except (ValueError, TypeError, RecursionError) as error:  # a shape the library cannot build a model from
         return f"not valid FHIR R4: {type(error).__name__}"
     return None
 
@@ -127,6 +155,14 @@ def observation_effective(resource: dict) -> datetime | None:
 LAB_WINDOW_AHEAD = timedelta(hours=1)
 
 
+def _is_lab_result(codes: list[str], terms: Terminology) -> bool:
+    """A result of a lab analyte (read by labs.LabPanel, which validates it when a rule reads it), as opposed to a
+    coded observation the facts read directly (e.g. pregnancy status), which is validated here."""
+    return any(terms.analyte_for_loinc(code) for code in codes) and not any(
+        terms.observation_for_loinc(code) for code in codes
+    )
+
+
 def _outside_lab_window(codes: list[str], resource: dict, terms: Terminology, now: datetime) -> bool:
     """True when no rule can read this Observation because of its date: it is a lab result (the first LOINC code with
     an analyte decides, as in labs.build_panel), it is no coded observation the facts read, and it is dated outside
@@ -140,6 +176,18 @@ def _outside_lab_window(codes: list[str], resource: dict, terms: Terminology, no
     return not (now - timedelta(days=terms.labs[analyte].window_days) <= effective <= now + LAB_WINDOW_AHEAD)
 
 
+# Types whose resources the rules read only through a value set, with the fields they match on: one matching nothing
+# in any value set is left out before validation (Encounters by specialty, Procedures for dialysis).
+_READ_BY_VALUE_SET = {
+    "Encounter": ("serviceType", "type"),
+    "Procedure": ("code",),
+}
+
+
+def _value_set_concepts(resource: dict) -> list:
+    return [resource.get(name) for name in _READ_BY_VALUE_SET[resource["resourceType"]] if resource.get(name)]
+
+
 def select_and_validate(
     resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None
 ) -> SelectedResources:
@@ -150,14 +198,25 @@ def select_and_validate(
         resource_type = resource.get("resourceType")
         if resource_type not in RELEVANT_TYPES:
             continue
+        lab = False
         if resource_type == "Observation":
             codes = observation_loinc_codes(resource)
             if not any(terms.reads_loinc(code) for code in codes):
                 continue
             if now is not None and _outside_lab_window(codes, resource, terms, now):
                 continue
+            lab = _is_lab_result(codes, terms)
+        elif resource_type in _READ_BY_VALUE_SET and not any(
+            terms.any_value_set.match_concept(concept) for concept in _value_set_concepts(resource)
+        ):
+            continue
+        elif resource_type in ("MedicationRequest", "MedicationStatement") and not is_active(resource):
+            continue  # the facts read active medications only (A5); drafts come from draftOrders, not from here
         if not is_about_patient(resource, patient_id):
             selected.skipped.append({"resource": _label(resource), "issue": "it is about another patient"})
+            continue
+        if lab:
+            selected.lab_observations.append(resource)
             continue
         issue = validate(resource)
         if issue:

@@ -78,8 +78,9 @@ def handle(
     if record.problems():
         # Missing optional keys, and required keys obtained only in part (a page cap, a failed later page).
         report["missingData"] = record.problems()
-    if selected.skipped:
-        report["skippedResources"] = selected.skipped
+    skipped = selected.skipped + facts.labs.invalid  # lab results are validated when the rules read them
+    if skipped:
+        report["skippedResources"] = skipped
     if facts.labs.unusable:
         report["unusedLabResults"] = facts.labs.unusable
     if evaluation.failed_rules:
@@ -93,7 +94,7 @@ def handle(
             "service": service.id,
             "rules": evaluation.fired,
             "cards": len(evaluation.cards),
-            "skipped": len(selected.skipped),
+            "skipped": len(skipped),
             "missing": record.missing_optional,
         },
     )

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from cds_service.facts import build_facts
 from cds_service.labs import build_panel
-from cds_service.resources import observation_effective, select_and_validate
+from cds_service.resources import observation_effective, select_and_validate, validate
 from cds_service.terminology import terminology
 
 from tests.conftest import NOW
@@ -60,7 +60,7 @@ def random_observations(rng: random.Random, count: int) -> list[dict]:
 
 
 def in_window_results(selected, terms):
-    panel = build_panel(selected.of("Observation"), terms, NOW)
+    panel = build_panel(selected.of("Observation") + selected.lab_observations, terms, NOW, validator=validate)
     return {name: panel.in_window(name) for name in terms.labs}
 
 
@@ -72,21 +72,43 @@ def test_the_rules_see_the_same_lab_results_with_and_without_the_window_filter()
         every = select_and_validate(resources, PATIENT, terms)
         windowed = select_and_validate(resources, PATIENT, terms, now=NOW)
         assert in_window_results(every, terms) == in_window_results(windowed, terms)
-        assert len(windowed.of("Observation")) < len(every.of("Observation"))
-        # what is still validated is still reported the same way
-        kept = {o["id"] for o in windowed.of("Observation")}
+        assert len(windowed.lab_observations) < len(every.lab_observations)
+        # what is still selected is still reported the same way
+        kept = {o["id"] for o in windowed.lab_observations}
         assert all(item in every.skipped for item in windowed.skipped)
-        assert kept <= {o["id"] for o in every.of("Observation")}
+        assert kept <= {o["id"] for o in every.lab_observations}
 
 
-def test_an_observation_without_a_readable_date_is_still_validated_and_reported():
+def test_an_observation_without_a_readable_date_is_kept_and_reported_unusable():
     terms = terminology()
     resources = [observation("undated", "2777-1", None), observation("junk-date", "2777-1", "yesterday")]
     selected = select_and_validate(resources, PATIENT, terms, now=NOW)
-    assert [o["id"] for o in selected.of("Observation")] == ["undated"]
-    assert [s["resource"] for s in selected.skipped] == ["Observation/junk-date"]  # not valid FHIR: reported
+    assert {o["id"] for o in selected.lab_observations} == {"undated", "junk-date"}
     facts = build_facts(selected, patient_id=PATIENT, now=NOW, terms=terms)
-    assert {u["resource"] for u in facts.labs.unusable} == {"Observation/undated"}
+    assert {u["resource"] for u in facts.labs.unusable} == {"Observation/undated", "Observation/junk-date"}
+
+
+def test_lab_results_are_validated_when_read_and_an_invalid_latest_one_is_skipped_and_reported():
+    terms = terminology()
+    newest = observation("newest-invalid", "2777-1", (NOW - timedelta(days=1)).isoformat())
+    newest["valueQuantity"]["value"] = 6.0
+    newest["status"] = "final"
+    newest["referenceRange"] = [{"high": {"value": 4.5, "unit": "mg/dL"}, "foo": "not FHIR"}]  # invalid R4
+    middle = observation("middle-valid", "2777-1", (NOW - timedelta(days=2)).isoformat())
+    middle["status"] = "final"
+    oldest = observation("oldest-invalid", "2777-1", (NOW - timedelta(days=3)).isoformat())
+    oldest["status"] = "final"
+    oldest["valueQuantity"]["foo"] = "not FHIR either"
+    selected = select_and_validate([newest, middle, oldest], PATIENT, terms, now=NOW)
+    facts = build_facts(selected, patient_id=PATIENT, now=NOW, terms=terms)
+    latest = facts.latest_lab("phosphate")
+    assert latest is not None and latest.reference == "Observation/middle-valid"
+    assert [i["resource"] for i in facts.labs.invalid] == ["Observation/newest-invalid"]
+    assert facts.labs.invalid[0]["issue"].startswith("not valid FHIR R4")
+    # the oldest result is never read by a rule, so it is never validated (nor reported)
+    assert all(i["resource"] != "Observation/oldest-invalid" for i in facts.labs.invalid)
+    assert [r.reference for r in facts.labs.in_window("phosphate")] == ["Observation/middle-valid"]
+    assert [i["resource"] for i in facts.labs.invalid] == ["Observation/newest-invalid", "Observation/oldest-invalid"]
 
 
 def test_the_effective_date_is_read_as_the_labs_read_it():

@@ -2,6 +2,7 @@
 
 import copy
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,6 +14,11 @@ URL = f"/cds-services/{PATIENT_VIEW}"
 def calcinosis_request():
     _, body = scenario_request(load_scenario("foundation-calcinosis-ckd-hyperphosphatemia"))
     return body
+
+
+def newer_than(observation):
+    """A date one day after the Observation's: lab results are validated when the rules read them, newest first."""
+    return (datetime.fromisoformat(observation["effectiveDateTime"]) + timedelta(days=1)).isoformat()
 
 
 def post(client, body, **kwargs):
@@ -193,7 +199,8 @@ def test_a_bad_resource_among_good_ones_is_skipped_and_reported(client):
     observations = body["prefetch"]["observations"]["entry"]
     broken = copy.deepcopy(observations[0]["resource"])
     broken["id"] = "broken"
-    broken["valueQuantity"]["value"] = "five"
+    broken["code"]["coding"][0]["userSelected"] = "yes, five"  # must be a boolean: readable, but not valid FHIR
+    broken["effectiveDateTime"] = newer_than(observations[0]["resource"])  # the newest: the rules read it first
     observations.append({"resource": broken})
     conditions = body["prefetch"]["conditions"]["entry"]
     conditions.append({"resource": {"resourceType": "Condition", "id": "bad-cond", "subject": {"reference": "Patient/p1"},
@@ -205,7 +212,7 @@ def test_a_bad_resource_among_good_ones_is_skipped_and_reported(client):
     skipped = {s["resource"]: s["issue"] for s in payload["extension"]["calcinosis-cds"]["skippedResources"]}
     assert set(skipped) == {"Observation/broken", "Condition/bad-cond"}
     assert all(issue.startswith("not valid FHIR R4") for issue in skipped.values())
-    assert "five" not in str(skipped), "the report names where, not the patient's values"
+    assert "five" not in str(skipped), "the report names where, not the values"
 
 
 def test_resources_about_another_patient_are_ignored(client):
@@ -259,3 +266,21 @@ def test_labs_that_could_not_be_obtained_are_not_read_as_no_workup(client):
     failed = post(client, body).get_json()
     assert "R01" not in fired_rules(failed)
     assert [m["prefetchKey"] for m in failed["extension"]["calcinosis-cds"]["missingData"]] == ["observations"]
+
+
+def test_a_resource_nested_too_deeply_is_skipped_and_the_rest_used(client):
+    body = calcinosis_request()
+    extension = {"url": "http://example.org/x", "valueString": "leaf"}
+    for _ in range(300):  # parseable JSON, but deeper than any real resource
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    deep = copy.deepcopy(body["prefetch"]["observations"]["entry"][0]["resource"])
+    deep["id"] = "deep"
+    deep["extension"] = [extension]
+    deep["effectiveDateTime"] = newer_than(deep)
+    body["prefetch"]["observations"]["entry"].append({"resource": deep})
+    response = post(client, body)
+    assert response.status_code == 200
+    payload = response.get_json()
+    assert "R18" in fired_rules(payload)
+    skipped = {s["resource"]: s["issue"] for s in payload["extension"]["calcinosis-cds"]["skippedResources"]}
+    assert skipped == {"Observation/deep": "nested deeper than 64 levels"}
