@@ -2,13 +2,17 @@
 
 It serves one patient's resources: `Patient/<id>` reads, and `<Type>?patient=...` searches as searchset Bundles of
 every resource of that type (the service filters what it reads, as it does with a full prefetch). `Medication?_id=`
-searches return the Medications asked for. A threaded HTTP/1.1 server with keep-alive, so that the service's
-parallel fetches are answered in parallel, like a real FHIR server.
+searches return the Medications asked for; `_include=MedicationRequest:medication` (and MedicationStatement) adds the
+Medications the matches reference, as search.mode "include" entries. A threaded HTTP/1.1 server with keep-alive, so
+that the service's parallel fetches are answered in parallel, like a real FHIR server; each answer leaves in one
+write with TCP_NODELAY, as production HTTP servers send it (headers and body in two writes under Nagle's algorithm
+would wait ~40 ms for the client's delayed ACK whenever a connection is reused at once: a next page, a second round).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +36,10 @@ class FhirServer:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 with server._lock:
                     server.requests += 1
@@ -40,8 +48,10 @@ class FhirServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/fhir+json")
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._headers_buffer.append(b"\r\n")  # end_headers() without its flush: one write below
+                self._headers_buffer.append(body)
+                self.wfile.write(b"".join(self._headers_buffer))
+                self._headers_buffer = []
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
@@ -68,12 +78,18 @@ class FhirServer:
             body = json.dumps(match[0]).encode()
         elif len(segments) == 1:  # a search
             found = self.by_type.get(segments[0], [])
-            ids = parse_qs(parts.query).get("_id")
+            params = parse_qs(parts.query)
+            ids = params.get("_id")
             if ids:
                 wanted = set(",".join(ids).split(","))
                 found = [r for r in found if r.get("id") in wanted]
+            entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
+            if f"{segments[0]}:medication" in params.get("_include", []):
+                referenced = {r.get("medicationReference", {}).get("reference", "").rpartition("/")[2] for r in found}
+                entries += [{"resource": m, "search": {"mode": "include"}}
+                            for m in self.by_type.get("Medication", []) if m.get("id") in referenced - {""}]
             body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(found),
-                               "entry": [{"resource": r, "search": {"mode": "match"}} for r in found]}).encode()
+                               "entry": entries}).encode()
         else:
             return 400, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}'
         self._cache[path] = body

@@ -4,7 +4,12 @@ CDS Hooks 2.0 §Prefetch: a key the client left out is fetched from `fhirServer`
 `Authorization: Bearer <fhirAuthorization.access_token>` when the client gave one (unauthenticated otherwise: the
 sandbox's open mode). This module is the `Fetcher` of prefetch.py:
 
-- every key runs in parallel on a shared thread pool, over one shared connection pool (keep-alive between requests);
+- every key runs in parallel on a shared thread pool, over one shared connection pool (keep-alive between requests),
+  both sized for several concurrent service calls' keys at once;
+- the MedicationRequest and MedicationStatement searches ask for their Medications in the same search
+  (`_include=MedicationRequest:medication`), so that a record whose drugs are `medicationReference`s needs no second
+  round trip; the batched `Medication?_id=` search stays for what a server did not include (servers that ignore
+  `_include`, prefetched Bundles), and a server that rejects the `_include` gets the plain search;
 - one deadline covers the whole service call (every key, every page, and the Medication batch); at the deadline the
   call stops waiting, and whatever has not arrived is an error for its key; each HTTP request also has a connect and
   a read timeout, never longer than what is left of the deadline;
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -47,6 +53,11 @@ log = logging.getLogger("cds_service.fhir_client")
 ACCEPT = "application/fhir+json"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a 500-Observation page is a few MB
 MEDICATION_IDS_PER_SEARCH = 50  # keeps `Medication?_id=...` well under common URL length limits
+# The searches whose resources name their drug by reference, and the _include that brings the Medications along.
+MEDICATION_INCLUDES = {
+    "MedicationRequest": "MedicationRequest:medication",
+    "MedicationStatement": "MedicationStatement:medication",
+}
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _CHUNK = 64 * 1024
 NOT_HTTP = "fhirServer is not an http(s) URL; nothing was fetched"
@@ -54,6 +65,10 @@ NOT_HTTP = "fhirServer is not an http(s) URL; nothing was fetched"
 
 class FetchError(Exception):
     """Why one key could not be (fully) read; the message is safe to show the caller and to log."""
+
+
+class QueryRejected(FetchError):
+    """The server refused the query itself (a 4xx other than 401/403/404/410/429): e.g. a parameter it does not know."""
 
 
 class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
@@ -113,6 +128,10 @@ class _Call:
     headers: dict[str, str]
     deadline: Deadline
     cancelled: threading.Event
+    # The environment's proxies and CA bundle for fhirServer (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...), resolved
+    # once per call rather than once per request (see FhirClient.__init__).
+    proxies: dict[str, str]
+    verify: bool | str
 
 
 class FhirClient:
@@ -126,7 +145,7 @@ class FhirClient:
         read_timeout_seconds: float = 3.0,
         max_pages: int = 20,
         max_resources: int = 10_000,
-        max_workers: int = 32,
+        max_workers: int = 64,
     ):
         self.deadline_seconds = deadline_seconds
         self.connect_timeout = connect_timeout_seconds
@@ -135,6 +154,13 @@ class FhirClient:
         self.max_resources = max_resources
         self.session = requests.Session()
         self.session.cookies.set_policy(_NoCookies())
+        # requests reads the environment (proxies, CA bundle, ~/.netrc) again on every request when trust_env is on:
+        # ~0.5 ms of CPU a request, under the GIL, so nine parallel keys left one after another over ~14 ms. The
+        # proxies and CA bundle are read once per call instead (_Call), and ~/.netrc never: its credentials would
+        # replace the EHR's Bearer token (the only credential this client may send).
+        self.session.trust_env = False
+        # One thread and one kept-alive connection per concurrent fetch: a call's 9 keys plus the Medication batch,
+        # for each of a gunicorn worker's threads (4 in the image) at once; threads are only started when needed.
         adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max_workers, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -170,7 +196,7 @@ class FhirClient:
             return {key: KeyResult(error=NOT_HTTP, source="fetched") for key in [*queries, *continuations]}
         tasks: dict[str, Callable[[], KeyResult]] = {}
         for key, query in queries.items():
-            tasks[key] = (lambda q=query: self._read_query(call, q))
+            tasks[key] = (lambda q=query: self._read_query_including_medications(call, q))
         for key, next_url in continuations.items():
             # The client's first page counts as one page.
             tasks[key] = (lambda u=next_url: self._read_pages(call, u, pages_left=self.max_pages - 1, seen=set()))
@@ -231,7 +257,9 @@ class FhirClient:
         headers = {"Accept": ACCEPT}
         if request.fhir_authorization is not None:
             headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
-        return _Call(base=base, origin=origin, headers=headers, deadline=deadline, cancelled=threading.Event())
+        proxies, verify = _environment(base)
+        return _Call(base=base, origin=origin, headers=headers, deadline=deadline, cancelled=threading.Event(),
+                     proxies=proxies, verify=verify)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -274,6 +302,17 @@ class FhirClient:
 
     # ------------------------------------------------------------------ reads and searches
 
+    def _read_query_including_medications(self, call: _Call, query: str) -> KeyResult:
+        """A MedicationRequest/MedicationStatement search asks for its Medications too (`_include`), in the same round
+        trip; a server that rejects the parameter gets the query as the template wrote it."""
+        included = with_medication_include(query)
+        if included == query:
+            return self._read_query(call, query)
+        try:
+            return self._read_query(call, included)
+        except QueryRejected:
+            return self._read_query(call, query)
+
     def _read_query(self, call: _Call, query: str) -> KeyResult:
         path = query.lstrip("/")
         url = f"{call.base}/{path}"
@@ -290,6 +329,7 @@ class FhirClient:
 
     def _read_pages(self, call: _Call, url: str, *, pages_left: int, seen: set[str]) -> KeyResult:
         resources: list[dict] = []
+        matched = 0  # resources of search.mode "match" (not "include"): what the Bundle's `total` counts
         pages = 0
         truncated: str | None = None
         bundle: dict = {}
@@ -320,22 +360,25 @@ class FhirClient:
                 break
             pages += 1
             page_resources = _bundle_resources(bundle)
+            page_included = _included_count(bundle)
             room = self.max_resources - len(resources)
             if len(page_resources) > room:
                 resources.extend(page_resources[:room])
+                matched += max(0, room - page_included)
                 truncated = (
                     f"only {self.max_resources} resources read, {len(page_resources) - room} more on the last page "
                     f"and perhaps more after it (cap CDS_FETCH_MAX_RESOURCES={self.max_resources})"
                 )
                 break
             resources.extend(page_resources)
+            matched += len(page_resources) - page_included
             try:
                 next_url = self._next_link(call, bundle)
             except FetchError as error:
                 truncated = str(error)
                 break
         if truncated and isinstance(bundle.get("total"), int):
-            unread = bundle["total"] - len(resources)
+            unread = bundle["total"] - matched
             if unread > 0:
                 truncated += f"; about {unread} resources not read"
         return KeyResult(resources=resources, error=truncated, source="fetched")
@@ -372,7 +415,8 @@ class FhirClient:
             raise FetchError(call.deadline.message)
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         try:
-            with self.session.get(url, headers=call.headers, timeout=timeout, stream=True, allow_redirects=False) as response:
+            with self.session.get(url, headers=call.headers, timeout=timeout, stream=True, allow_redirects=False,
+                                  proxies=call.proxies, verify=call.verify) as response:
                 _check_status(response.status_code, authenticated="Authorization" in call.headers, what=what)
                 body = bytearray()
                 for chunk in response.iter_content(_CHUNK):
@@ -390,6 +434,37 @@ class FhirClient:
         if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceType"), str):
             raise FetchError("the FHIR server's answer is not a FHIR resource")
         return parsed
+
+
+def with_medication_include(query: str) -> str:
+    """The query with `_include=<Type>:medication` added when it is a MedicationRequest/MedicationStatement search that
+    does not already ask for an _include; any other query unchanged."""
+    path, sep, params = query.partition("?")
+    include = MEDICATION_INCLUDES.get(path.strip("/"))
+    if include is None or not sep:
+        return query
+    if any(p.split("=", 1)[0].startswith("_include") for p in params.split("&")):
+        return query
+    return f"{query}{'&' if params else ''}_include={include}"
+
+
+def _environment(base: str) -> tuple[dict[str, str], bool | str]:
+    """What requests would read from the environment for fhirServer on every request: proxies and the CA bundle."""
+    proxies = requests.utils.get_environ_proxies(base)
+    verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return proxies, verify
+
+
+def _included_count(bundle: dict) -> int:
+    """Entries a server added with _include (search.mode "include"): not counted by the Bundle's `total`."""
+    count = 0
+    for entry in bundle.get("entry") or []:
+        search = entry.get("search") if isinstance(entry, dict) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if (isinstance(search, dict) and search.get("mode") == "include" and isinstance(resource, dict)
+                and isinstance(resource.get("resourceType"), str) and resource["resourceType"] != "OperationOutcome"):
+            count += 1
+    return count
 
 
 def _kind(resource: dict) -> str:
@@ -425,7 +500,7 @@ def _check_status(status: int, *, authenticated: bool, what: str) -> None:
         raise FetchError(f"the FHIR server answered with a redirect ({status}), which is not followed")
     if status >= 500:
         raise FetchError(f"the FHIR server failed ({status})")
-    raise FetchError(f"the FHIR server rejected the query ({status})")
+    raise QueryRejected(f"the FHIR server rejected the query ({status})")
 
 
 def _transport_reason(error: requests.RequestException) -> str:

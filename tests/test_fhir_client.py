@@ -453,6 +453,118 @@ def test_gather_fetches_the_medications_of_draft_orders_too():
     assert any(r.get("id") == "d-remote" for r in record.resources) and record.problems() == []
 
 
+class IncludingEhr:
+    """MedicationRequest searches answered as a server that honours `_include=MedicationRequest:medication` does
+    (the Medications as search.mode=include entries), or rejects it with 400 (`reject_include`); Medication?_id=
+    answered from `medications`."""
+
+    def __init__(self, requests_: list[dict], medications: list[dict], *, reject_include: bool = False):
+        self.requests, self.medications, self.reject_include = requests_, medications, reject_include
+
+    def __call__(self, request):
+        parts = urlsplit(request.url)
+        params = parse_qs(parts.query)
+        if parts.path.endswith("/Medication"):
+            ids = params.get("_id", [""])[0].split(",")
+            return 200, {}, json.dumps(bundle([m for m in self.medications if m["id"] in ids]))
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in self.requests]
+        if "_include" in params:
+            if self.reject_include:
+                return 400, {}, json.dumps({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "not-supported"}]})
+            wanted = {r["medicationReference"]["reference"].split("/")[-1] for r in self.requests}
+            entries += [{"resource": m, "search": {"mode": "include"}} for m in self.medications if m["id"] in wanted]
+        return 200, {}, json.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(self.requests),
+                                    "entry": entries})
+
+
+def gather_without_prefetch(fetcher: FhirClient):
+    prefetch = {"patient": PATIENT, "conditions": bundle([])}
+    templates = {key: services()[PATIENT_VIEW].prefetch[key] for key in ("patient", "conditions", "medicationRequests")}
+    return gather(hook_request(prefetch=prefetch), templates, set(REQUIRED_KEYS), fetcher)
+
+
+@responses.activate
+def test_medication_searches_include_their_medications_and_need_no_second_round_trip():
+    ehr = IncludingEhr([medication_request("mr1", "Medication/m1"), medication_request("mr2", "Medication/m2")],
+                       [medication("m1"), medication("m2")])
+    responses.add_callback(responses.GET, ANY_URL, callback=ehr)
+    record = gather_without_prefetch(client())
+    assert len(responses.calls) == 1  # the MedicationRequest search only: no Medication?_id= batch
+    params = parse_qs(urlsplit(responses.calls[0].request.url).query)
+    assert params["_include"] == ["MedicationRequest:medication"]
+    assert params["status"] == ["active,on-hold"]  # the template's own parameters are kept
+    assert {r["id"] for r in record.resources if r["resourceType"] == "Medication"} == {"m1", "m2"}
+    assert MEDICATION_KEY not in record.keys and record.problems() == []
+
+
+@responses.activate
+def test_a_server_that_ignores_the_include_still_gets_the_medication_batch():
+    responses.get(f"{BASE}/MedicationRequest", json=bundle([medication_request("mr1", "Medication/m1")]))
+    responses.get(f"{BASE}/Medication", json=bundle([medication("m1")]))
+    record = gather_without_prefetch(client())
+    paths = [urlsplit(c.request.url).path for c in responses.calls]
+    assert paths == ["/fhir/MedicationRequest", "/fhir/Medication"]
+    assert any(r.get("id") == "m1" for r in record.resources) and record.problems() == []
+
+
+@responses.activate
+def test_a_server_that_rejects_the_include_gets_the_plain_search_then_the_batch():
+    ehr = IncludingEhr([medication_request("mr1", "Medication/m1")], [medication("m1")], reject_include=True)
+    responses.add_callback(responses.GET, ANY_URL, callback=ehr)
+    record = gather_without_prefetch(client())
+    queries = [parse_qs(urlsplit(c.request.url).query) for c in responses.calls]
+    assert [q.get("_include") for q in queries] == [["MedicationRequest:medication"], None, None]
+    assert "_id" in queries[2]
+    assert any(r.get("id") == "m1" for r in record.resources) and record.problems() == []
+
+
+def test_the_include_is_added_only_to_medication_searches_without_one():
+    from cds_service.fhir_client import with_medication_include
+
+    assert with_medication_include("MedicationRequest?patient=p1") == (
+        "MedicationRequest?patient=p1&_include=MedicationRequest:medication")
+    assert with_medication_include("MedicationStatement?patient=p1&status=active") == (
+        "MedicationStatement?patient=p1&status=active&_include=MedicationStatement:medication")
+    for unchanged in ("MedicationRequest?patient=p1&_include=MedicationRequest:requester",
+                      "MedicationRequest/mr1", "Condition?patient=p1", "Medication?_id=m1"):
+        assert with_medication_include(unchanged) == unchanged
+
+
+@responses.activate
+def test_included_medications_do_not_count_as_search_results_not_read():
+    page = {"resourceType": "Bundle", "type": "searchset", "total": 3, "entry": [
+        {"resource": medication_request("mr1", "Medication/m1"), "search": {"mode": "match"}},
+        {"resource": medication("m1"), "search": {"mode": "include"}},
+    ], "link": [{"relation": "next", "url": f"{BASE}/MedicationRequest?page=2"}]}
+    responses.get(f"{BASE}/MedicationRequest", json=page)
+    result = client(max_pages=1).fetch(hook_request(), {"medicationRequests": "MedicationRequest?patient=p1"}, {})
+    assert [r["id"] for r in result["medicationRequests"].resources] == ["mr1", "m1"]
+    assert result["medicationRequests"].error == "only 1 page read (cap CDS_FETCH_MAX_PAGES=1); about 2 resources not read"
+
+
+def test_proxies_and_ca_bundle_come_from_the_environment_and_netrc_never(monkeypatch, tmp_path):
+    seen = []
+
+    def fake_get(url, **kwargs):
+        seen.append(kwargs)
+        raise requests.exceptions.ConnectTimeout()
+
+    (tmp_path / ".netrc").write_text("machine ehr.example.org login someone password secret\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    fetcher = client()
+    monkeypatch.setattr(fetcher.session, "get", fake_get)
+    fetcher.fetch(hook_request(), {"patient": "Patient/p1"}, {})
+    assert seen[0]["proxies"].get("https") == "http://proxy.example:3128"
+    assert seen[0]["verify"] == str(tmp_path / "ca.pem")
+    assert fetcher.session.trust_env is False  # requests would otherwise add ~/.netrc's Basic auth over the token
+    monkeypatch.setenv("NO_PROXY", "ehr.example.org")
+    fetcher.fetch(hook_request(), {"patient": "Patient/p1"}, {})
+    assert "https" not in seen[1]["proxies"]
+
+
 def test_gather_reports_unresolvable_medications_without_a_fhir_server():
     body = {
         "hook": "patient-view", "hookInstance": str(uuid.uuid4()),

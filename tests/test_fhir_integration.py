@@ -173,7 +173,8 @@ def call(body: dict, **settings):
 
 def test_no_prefetch_gives_the_same_cards_as_full_prefetch(loaded):
     full = request_from_resources(services()[PATIENT_VIEW], patient_resources())
-    # The Medication is in no prefetch key (no template asks for it): both calls resolve it from the server.
+    # The Medication is in no prefetch key (no template asks for it): both calls resolve it from the server (the
+    # full prefetch with the Medication?_id= batch, the fetch through the MedicationRequest search's _include).
     full.update(fhirServer=loaded, fhirAuthorization=authorization())
     without = copy.deepcopy(full)
     del without["prefetch"]
@@ -241,18 +242,22 @@ def test_connections_are_reused_between_calls(loaded):
         fetcher.close(wait=True)
     assert first.status_code == 200 and second.status_code == 200
     keys = len(services()[PATIENT_VIEW].prefetch)
-    # Every key, a second Conditions page and the Medication batch, twice; over at most one connection per parallel
-    # key, shared by both calls (without reuse there would be one connection a request).
-    assert counter.requests == 2 * (keys + 2)
+    # Every key and a second Conditions page, twice (the Medication comes with the MedicationRequests through
+    # _include: no Medication?_id= batch); over at most one connection per parallel key, shared by both calls
+    # (without reuse there would be one connection a request).
+    assert counter.requests == 2 * (keys + 1)
     assert 1 <= opened <= counter.count <= keys, f"{counter.count} connections for {counter.requests} requests"
 
 
 def test_every_prefetch_template_is_a_search_sekmet_fully_supports(loaded):
-    """Sekmet reports a search parameter it ignores as an OperationOutcome entry (search.mode=outcome)."""
+    """Sekmet reports a search parameter it ignores as an OperationOutcome entry (search.mode=outcome). The queries
+    are checked as the client sends them, with the Medication _include of the medication searches."""
+    from cds_service.fhir_client import with_medication_include
+
     with requests.Session() as session:
         session.headers.update({"Authorization": f"Bearer {TOKEN}", "Accept": "application/fhir+json"})
         for key, template in services()[PATIENT_VIEW].prefetch.items():
-            query = template.replace("{{context.patientId}}", PATIENT_ID)
+            query = with_medication_include(template.replace("{{context.patientId}}", PATIENT_ID))
             answer = session.get(f"{loaded}/{query}", timeout=5).json()
             outcomes = [e for e in answer.get("entry", []) if e["resource"]["resourceType"] == "OperationOutcome"]
             assert answer["resourceType"] in ("Patient", "Bundle") and outcomes == [], (key, outcomes)
