@@ -48,10 +48,9 @@ def _reason(fact, facts) -> tuple[str, list[dict]]:
             if (match := facts.terms.value_set(name).match_concept(concept)) is not None:
                 evidence.append({"finding": "order reason", **match.as_evidence()})
                 break
-    conditions = {c.reference: c for c in facts.conditions}
     unread = False
     for reference in fact.reason_references:
-        condition = conditions.get(reference)
+        condition = facts.condition(reference)
         if condition is None:
             unread = True
             continue
@@ -62,7 +61,7 @@ def _reason(fact, facts) -> tuple[str, list[dict]]:
                     break
     if evidence:
         return "calcinosis", evidence
-    known_other = bool(fact.reason_concepts) or any(r in conditions for r in fact.reason_references)
+    known_other = bool(fact.reason_concepts) or any(facts.condition(r) for r in fact.reason_references)
     if known_other:
         return "other", []
     return ("unknown" if unread else "none"), []

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from .fhir_values import as_list, codeable_concepts, concept_text, parse_date, parse_datetime, reference_of, resource_label
+from .fhir_values import codeable_concepts, concept_text, parse_date, parse_datetime, resource_label
 from .labs import LabPanel, LabResult, assess_high, build_panel
 from .medications import MedicationFact, read_medications
 from .resources import SelectedResources
@@ -119,6 +119,49 @@ class PatientFacts:
     _condition_matches: dict[str, list[tuple[ConditionFact, Match]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # Conditions are read leniently and validated as FHIR R4 only when a rule reads them (as lab results are):
+    # an invalid one is then dropped and reported in invalid_conditions.
+    validator: Callable[[dict], str | None] | None = field(default=None, repr=False, compare=False)
+    invalid_conditions: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
+    _condition_verdicts: dict[int, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _all_condition_matches: dict[str, list[tuple[ConditionFact, Match]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _valid_condition(self, condition: ConditionFact) -> bool:
+        if self.validator is None:
+            return True
+        key = id(condition.resource)
+        verdict = self._condition_verdicts.get(key)
+        if verdict is None:
+            issue = self.validator(condition.resource)
+            verdict = self._condition_verdicts[key] = issue is None
+            if issue is not None:
+                self.invalid_conditions.append({"resource": condition.reference, "issue": issue})
+        return verdict
+
+    def _matches_of_all_conditions(self) -> dict[str, list[tuple[ConditionFact, Match]]]:
+        """Every Condition matched, once, against the value sets it could match (terminology's candidate index)."""
+        if self._all_condition_matches is None:
+            by_value_set: dict[str, list[tuple[ConditionFact, Match]]] = {}
+            for condition in self.conditions:
+                for name in sorted(self.terms.candidate_value_sets(condition.code)):
+                    match = self.terms.value_sets[name].match_concept(condition.code)
+                    if match is not None:
+                        by_value_set.setdefault(name, []).append((condition, match))
+            self._all_condition_matches = by_value_set
+        return self._all_condition_matches
+
+    def condition(self, reference: str) -> ConditionFact | None:
+        """The (valid) Condition with this reference, e.g. an order's reasonReference."""
+        for condition in self.conditions:
+            if condition.reference == reference and self._valid_condition(condition):
+                return condition
+        return None
+
+    def invalid_resources(self) -> list[dict[str, str]]:
+        """Resources found not valid FHIR R4 when the rules read them (reported in skippedResources)."""
+        return self.invalid_conditions + self.labs.invalid
 
     # ---------- demographics ----------
     @property
@@ -146,8 +189,8 @@ class PatientFacts:
         # The rules ask about the same value sets many times in one call: match each Condition once per value set.
         matches = self._condition_matches.get(value_set)
         if matches is None:
-            vs = self.terms.value_set(value_set)
-            matches = [(c, m) for c in self.conditions if (m := vs.match_concept(c.code)) is not None]
+            self.terms.value_set(value_set)  # an unknown name is an error, even when no Condition could match it
+            matches = [(c, m) for c, m in self._matches_of_all_conditions().get(value_set, []) if self._valid_condition(c)]
             self._condition_matches[value_set] = matches
         return [(c, m) for c, m in matches if c.active or not active_only]
 
@@ -554,8 +597,9 @@ def build_facts(
 ) -> PatientFacts:
     patients = selected.of("Patient")
     patient = patients[0] if patients else {}
-    conditions = [c for c in (read_condition(r, now) for r in selected.of("Condition")) if c is not None]
     from .resources import validate
+
+    conditions = [c for c in (read_condition(r, now) for r in selected.condition_resources) if c is not None]
 
     labs = build_panel(selected.of("Observation") + selected.lab_observations, terms, now, validator=validate)
     coded_observations = [
@@ -584,6 +628,7 @@ def build_facts(
         skipped=list(selected.skipped),
         coded_observations=coded_observations,
         missing_keys=frozenset(missing_keys),
+        validator=validate,
     )
 
 

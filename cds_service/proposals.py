@@ -7,6 +7,7 @@ pointing at the Condition that made the rule fire, and a dose only where the art
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, Iterable
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -18,9 +19,38 @@ LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
-def _dump(model) -> dict[str, Any]:
-    # model_dump_json omits unset fields, so the proposal has no nulls or empty values (CDS Hooks JSON rules).
-    return json.loads(model.model_dump_json())
+_MODELS = {"ServiceRequest": ServiceRequest, "NutritionOrder": NutritionOrder, "MedicationRequest": MedicationRequest}
+# What varies between patients is filled in after validation: the patient's reference, the reasons and the time.
+# Placeholders of the same FHIR types stand in for them while the shape is validated, so the filled-in proposal is
+# as valid as the validated one: the patient id is a FHIR id (protocol.py checks it), a reason is the reference of a
+# Condition validated as FHIR R4, and the time is an ISO 8601 instant.
+_PATIENT_PLACEHOLDER = {"reference": "Patient/placeholder"}
+_REASON_PLACEHOLDER = [{"reference": "Condition/placeholder"}]
+_TIME_PLACEHOLDER = "2000-01-01T00:00:00+00:00"
+
+
+@lru_cache(maxsize=2048)
+def _validated_shape(resource_type: str, shape_json: str) -> str:
+    """The proposal's shape validated with the R4B models, once per shape; as JSON without unset fields (no nulls
+    or empty values, per the CDS Hooks JSON rules)."""
+    return _MODELS[resource_type].model_validate(json.loads(shape_json)).model_dump_json()
+
+
+def _build(data: dict[str, Any], *, patient_field: str, patient_id: str, reasons: list[dict[str, str]],
+           time_field: str | None = None, time: str | None = None) -> dict[str, Any]:
+    """Validate the proposal's shape (cached), then fill in the patient, the reasons and the time."""
+    data[patient_field] = _PATIENT_PLACEHOLDER
+    if reasons:
+        data["reasonReference"] = _REASON_PLACEHOLDER
+    if time_field:
+        data[time_field] = _TIME_PLACEHOLDER
+    proposal = json.loads(_validated_shape(data["resourceType"], json.dumps(data, sort_keys=True)))
+    proposal[patient_field] = {"reference": f"Patient/{patient_id}"}
+    if reasons:
+        proposal["reasonReference"] = reasons
+    if time_field:
+        proposal[time_field] = time
+    return proposal
 
 
 def _reasons(reason_references: Iterable[str]) -> list[dict[str, str]]:
@@ -35,13 +65,10 @@ def _service_request(patient_id: str, category: tuple[str, str], code: dict, rea
         "intent": "proposal",
         "category": [{"coding": [{"system": SNOMED, "code": category[0], "display": category[1]}]}],
         "code": code,
-        "subject": {"reference": f"Patient/{patient_id}"},
     }
-    if reasons := _reasons(reason_references):
-        data["reasonReference"] = reasons
     if note:
         data["note"] = [{"text": note}]
-    return _dump(ServiceRequest.model_validate(data))
+    return _build(data, patient_field="subject", patient_id=patient_id, reasons=_reasons(reason_references))
 
 
 def referral(patient_id: str, snomed_code: str, display: str, reason_references: Iterable[str] = (), note: str | None = None) -> dict:
@@ -75,13 +102,12 @@ def diet_order(
         "resourceType": "NutritionOrder",
         "status": "draft",
         "intent": "proposal",
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "dateTime": datetime_ordered,
         "oralDiet": oral_diet,
     }
     if note:
         data["note"] = [{"text": note}]
-    return _dump(NutritionOrder.model_validate(data))
+    return _build(data, patient_field="patient", patient_id=patient_id, reasons=[], time_field="dateTime",
+                  time=datetime_ordered)
 
 
 def medication_proposal(
@@ -103,10 +129,7 @@ def medication_proposal(
         "status": "draft",
         "intent": "proposal",
         "medicationCodeableConcept": concept,
-        "subject": {"reference": f"Patient/{patient_id}"},
     }
-    if reasons := _reasons(reason_references):
-        data["reasonReference"] = reasons
     if dose_mg_per_day is not None:
         dosage: dict[str, Any] = {
             "text": f"{dose_mg_per_day:g} mg once daily",
@@ -120,4 +143,4 @@ def medication_proposal(
         data["dosageInstruction"] = [dosage]
     if note:
         data["note"] = [{"text": note}]
-    return _dump(MedicationRequest.model_validate(data))
+    return _build(data, patient_field="subject", patient_id=patient_id, reasons=_reasons(reason_references))

@@ -8,8 +8,9 @@ the R4B models costs about 0.2-0.5 ms a resource, the largest part of a call):
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
-- a lab Observation inside its window is not validated here at all: labs.LabPanel validates it when a rule first
-  reads it, newest first, so only the results the rules use are validated (and an invalid one is then reported);
+- a lab Observation inside its window, and a Condition, are not validated here at all: labs.LabPanel and
+  facts.PatientFacts validate each when a rule first reads it (a Condition that matches a value set a rule asks
+  about, a lab result newest first), so only what the rules use is validated, and an invalid one is then reported;
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
   exactly as labs.read_observation reads it; an Observation without a readable date is kept (and reported unusable
@@ -63,6 +64,7 @@ class SelectedResources:
     by_type: dict[str, list[dict]] = field(default_factory=dict)  # validated
     skipped: list[dict[str, str]] = field(default_factory=list)
     lab_observations: list[dict] = field(default_factory=list)  # validated on first use by labs.LabPanel
+    condition_resources: list[dict] = field(default_factory=list)  # validated on first use by facts.PatientFacts
 
     def of(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])
@@ -217,6 +219,9 @@ def select_and_validate(
             continue
         if lab:
             selected.lab_observations.append(resource)
+            continue
+        if resource_type == "Condition":
+            selected.condition_resources.append(resource)
             continue
         issue = validate(resource)
         if issue:

@@ -78,7 +78,7 @@ def handle(
     if record.problems():
         # Missing optional keys, and required keys obtained only in part (a page cap, a failed later page).
         report["missingData"] = record.problems()
-    skipped = selected.skipped + facts.labs.invalid  # lab results are validated when the rules read them
+    skipped = selected.skipped + facts.invalid_resources()  # Conditions and labs are validated when read
     if skipped:
         report["skippedResources"] = skipped
     if facts.labs.unusable:

@@ -165,6 +165,7 @@ class Terminology:
         self.value_sets: dict[str, ValueSet] = {
             name: ValueSet(name, definition, self.systems) for name, definition in data["valueSets"].items()
         }
+        self._build_candidate_index()
         # Every code and word of every value set, without exclusions: a resource that matches none of it can make no
         # rule fire, so it need not be validated (resources.py). A superset by construction, never a narrower match.
         self.any_value_set = ValueSet(
@@ -193,6 +194,58 @@ class Terminology:
         self.extra: dict[str, Any] = {
             k: v for k, v in data.items() if k not in ("valueSets", "labs", "systems", "observations")
         }
+
+    def _build_candidate_index(self) -> None:
+        """Which value sets could match a code or a word, so that a concept is matched only against those."""
+        self._exact_index: dict[tuple[str, str], set[str]] = {}
+        self._prefix_index: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (system, first char) -> (prefix, vs)
+        self._word_index: dict[str, set[str]] = {}
+        for name, vs in self.value_sets.items():
+            for entry in vs.codes:
+                system, code = entry["system"], normalise_code(entry["system"], entry["code"])
+                if entry.get("match") == "prefix":
+                    self._prefix_index.setdefault((system, code[:1]), []).append((code, name))
+                else:
+                    self._exact_index.setdefault((system, code), set()).add(name)
+            for word in vs.words:
+                self._word_index.setdefault(word, set()).add(name)
+
+    def candidate_value_sets(self, concept: Any) -> set[str]:
+        """The value sets a CodeableConcept (or a list of them) could match: a superset, never narrower than
+        ValueSet.match_concept (a word is looked for as a plain substring, which word-boundary matching only narrows).
+        Matching a concept against these alone gives the same matches as trying every value set."""
+        found: set[str] = set()
+        concepts = concept if isinstance(concept, list) else [concept]
+        texts: list[str] = []
+        for item in concepts:
+            if isinstance(item, str):
+                texts.append(item)
+                continue
+            if not isinstance(item, dict):
+                continue
+            codings = item.get("coding")
+            codings = codings if isinstance(codings, list) else [codings] if isinstance(codings, dict) else []
+            if isinstance(item.get("text"), str):
+                texts.append(item["text"])
+            for coding in codings:
+                if not isinstance(coding, dict):
+                    continue
+                if isinstance(coding.get("display"), str):
+                    texts.append(coding["display"])
+                key, code = system_key(coding.get("system")), coding.get("code")
+                if key is None or not isinstance(code, str) or not code.strip():
+                    continue
+                norm = normalise_code(key, code)
+                found |= self._exact_index.get((key, norm), set())
+                for prefix, name in self._prefix_index.get((key, norm[:1]), ()):
+                    if norm.startswith(prefix):
+                        found.add(name)
+        if texts:
+            lowered = " ".join(texts).lower()
+            for word, names in self._word_index.items():
+                if word in lowered:
+                    found |= names
+        return found
 
     def value_set(self, name: str) -> ValueSet:
         try:

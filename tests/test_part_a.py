@@ -270,3 +270,24 @@ def test_calciphylaxis_never_by_e8359_alone():
     vs = terminology().value_set("calciphylaxis")
     assert vs.match_concept({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E83.59", "display": "Other disorders of calcium metabolism"}]}) is None
     assert terminology().value_set("tumoral-calcinosis").match_concept({"text": "Tumoral calcinosis"}) is not None
+
+
+def test_the_candidate_index_never_misses_a_match():
+    # conditions_in() matches a Condition only against terminology.candidate_value_sets(); that must be a superset
+    # of the value sets that really match, for every code and word of every value set.
+    from cds_service.terminology import terminology
+
+    terms = terminology()
+    concepts = []
+    for vs in terms.value_sets.values():
+        for entry in vs.codes:
+            system = terms.systems.get(entry["system"], entry["system"])
+            concepts.append({"coding": [{"system": system, "code": entry["code"]}]})
+            concepts.append({"coding": [{"system": system, "code": entry["code"] + "9", "display": "x"}]})
+        for word in vs.words:
+            concepts.append({"text": f"History of {word.upper()} (confirmed)"})
+            concepts.append({"coding": [{"display": f"{word}, unspecified"}]})
+    assert len(concepts) > 200
+    for concept in concepts:
+        really = {name for name, vs in terms.value_sets.items() if vs.match_concept(concept) is not None}
+        assert really <= terms.candidate_value_sets(concept), concept

@@ -204,7 +204,8 @@ def test_a_bad_resource_among_good_ones_is_skipped_and_reported(client):
     observations.append({"resource": broken})
     conditions = body["prefetch"]["conditions"]["entry"]
     conditions.append({"resource": {"resourceType": "Condition", "id": "bad-cond", "subject": {"reference": "Patient/p1"},
-                                    "code": {"coding": "L94.2"}}})
+                                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2"}]},
+                                    "onsetDateTime": "yesterday"}})  # the gate reads it: not valid FHIR, so skipped
     response = post(client, body)
     assert response.status_code == 200
     payload = response.get_json()
