@@ -119,26 +119,30 @@ class PatientFacts:
     _condition_matches: dict[str, list[tuple[ConditionFact, Match]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    # Conditions are read leniently and validated as FHIR R4 only when a rule reads them (as lab results are):
-    # an invalid one is then dropped and reported in invalid_conditions.
+    # Conditions and medications are read leniently and validated as FHIR R4 only when a rule reads them (as lab
+    # results are): an invalid one is then dropped and reported in invalid_on_read.
     validator: Callable[[dict], str | None] | None = field(default=None, repr=False, compare=False)
-    invalid_conditions: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
-    _condition_verdicts: dict[int, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    invalid_on_read: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
+    _verdicts: dict[int, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
     _all_condition_matches: dict[str, list[tuple[ConditionFact, Match]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
-    def _valid_condition(self, condition: ConditionFact) -> bool:
+    def _valid_resource(self, resource: dict, reference: str) -> bool:
+        """Validate a record resource the first time a rule reads it; an invalid one is reported and not used."""
         if self.validator is None:
             return True
-        key = id(condition.resource)
-        verdict = self._condition_verdicts.get(key)
+        key = id(resource)
+        verdict = self._verdicts.get(key)
         if verdict is None:
-            issue = self.validator(condition.resource)
-            verdict = self._condition_verdicts[key] = issue is None
+            issue = self.validator(resource)
+            verdict = self._verdicts[key] = issue is None
             if issue is not None:
-                self.invalid_conditions.append({"resource": condition.reference, "issue": issue})
+                self.invalid_on_read.append({"resource": reference, "issue": issue})
         return verdict
+
+    def _valid_condition(self, condition: ConditionFact) -> bool:
+        return self._valid_resource(condition.resource, condition.reference)
 
     def _matches_of_all_conditions(self) -> dict[str, list[tuple[ConditionFact, Match]]]:
         """Every Condition matched, once, against the value sets it could match (terminology's candidate index)."""
@@ -161,7 +165,7 @@ class PatientFacts:
 
     def invalid_resources(self) -> list[dict[str, str]]:
         """Resources found not valid FHIR R4 when the rules read them (reported in skippedResources)."""
-        return self.invalid_conditions + self.labs.invalid
+        return self.invalid_on_read + self.labs.invalid
 
     # ---------- demographics ----------
     @property
@@ -402,7 +406,9 @@ class PatientFacts:
         found = []
         for medication in pool:
             match = medication.match(vs)
-            if match is not None:
+            # Record medications are validated as FHIR R4 when a rule first reads them (draft orders, from the hook's
+            # context, are read leniently on purpose: see orders.py).
+            if match is not None and (medication.draft or self._valid_resource(medication.resource, medication.reference)):
                 found.append((medication, match))
         return found
 
@@ -607,7 +613,7 @@ def build_facts(
         if any(terms.observation_for_loinc(code) for code in _loinc_codes(o))
     ]
     medications = read_medications(
-        selected.of("MedicationRequest") + selected.of("MedicationStatement"),
+        selected.medication_resources,
         medications=selected.of("Medication"),
         active_only=True,
     )

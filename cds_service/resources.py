@@ -8,9 +8,10 @@ the R4B models costs about 0.2-0.5 ms a resource, the largest part of a call):
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
-- a lab Observation inside its window, and a Condition, are not validated here at all: labs.LabPanel and
-  facts.PatientFacts validate each when a rule first reads it (a Condition that matches a value set a rule asks
-  about, a lab result newest first), so only what the rules use is validated, and an invalid one is then reported;
+- a lab Observation inside its window, a Condition and an active medication are not validated here at all:
+  labs.LabPanel and facts.PatientFacts validate each when a rule first reads it (a Condition or medication that
+  matches a value set a rule asks about, a lab result newest first), so only what the rules use is validated, and an
+  invalid one is then reported;
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
   exactly as labs.read_observation reads it; an Observation without a readable date is kept (and reported unusable
@@ -65,6 +66,7 @@ class SelectedResources:
     skipped: list[dict[str, str]] = field(default_factory=list)
     lab_observations: list[dict] = field(default_factory=list)  # validated on first use by labs.LabPanel
     condition_resources: list[dict] = field(default_factory=list)  # validated on first use by facts.PatientFacts
+    medication_resources: list[dict] = field(default_factory=list)  # active ones; validated on first use likewise
 
     def of(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])
@@ -157,6 +159,22 @@ def observation_effective(resource: dict) -> datetime | None:
 LAB_WINDOW_AHEAD = timedelta(hours=1)
 
 
+def _loinc_codes_read(resource: dict, read: frozenset[str]) -> list[str]:
+    """The LOINC codes of an Observation that a rule reads, in order: observation_loinc_codes() narrowed to `read`,
+    with the set lookup first (the hot path of a record with thousands of Observations)."""
+    code = resource.get("code")
+    codings = code.get("coding") if type(code) is dict else None
+    if type(codings) is not list:
+        return []
+    found = []
+    for coding in codings:
+        if type(coding) is dict:
+            value = coding.get("code")
+            if type(value) is str and value in read and system_key(coding.get("system")) == "loinc":
+                found.append(value)
+    return found
+
+
 def _is_lab_result(codes: list[str], terms: Terminology) -> bool:
     """A result of a lab analyte (read by labs.LabPanel, which validates it when a rule reads it), as opposed to a
     coded observation the facts read directly (e.g. pregnancy status), which is validated here."""
@@ -202,8 +220,8 @@ def select_and_validate(
             continue
         lab = False
         if resource_type == "Observation":
-            codes = observation_loinc_codes(resource)
-            if not any(terms.reads_loinc(code) for code in codes):
+            codes = _loinc_codes_read(resource, terms.read_loinc_codes)
+            if not codes:  # most Observations of a record (vital signs, other labs): rejected here, cheaply
                 continue
             if now is not None and _outside_lab_window(codes, resource, terms, now):
                 continue
@@ -222,6 +240,9 @@ def select_and_validate(
             continue
         if resource_type == "Condition":
             selected.condition_resources.append(resource)
+            continue
+        if resource_type in ("MedicationRequest", "MedicationStatement"):
+            selected.medication_resources.append(resource)
             continue
         issue = validate(resource)
         if issue:

@@ -165,6 +165,7 @@ class Terminology:
         self.value_sets: dict[str, ValueSet] = {
             name: ValueSet(name, definition, self.systems) for name, definition in data["valueSets"].items()
         }
+        self._read_loinc: frozenset[str] | None = None
         self._build_candidate_index()
         # Every code and word of every value set, without exclusions: a resource that matches none of it can make no
         # rule fire, so it need not be validated (resources.py). A superset by construction, never a narrower match.
@@ -259,6 +260,13 @@ class Terminology:
     def observation_for_loinc(self, code: str) -> str | None:
         """The coded observation (e.g. "pregnancy-status") a LOINC code stands for, if the facts read it."""
         return self._observation_by_loinc.get(code)
+
+    @property
+    def read_loinc_codes(self) -> frozenset[str]:
+        """Every LOINC code a rule reads (lab analytes and coded observations), for a set lookup."""
+        if self._read_loinc is None:
+            self._read_loinc = frozenset(self._lab_by_loinc) | frozenset(self._observation_by_loinc)
+        return self._read_loinc
 
     def reads_loinc(self, code: str) -> bool:
         """True when a rule reads Observations with this LOINC code (a lab analyte or a coded observation)."""

@@ -285,3 +285,22 @@ def test_a_resource_nested_too_deeply_is_skipped_and_the_rest_used(client):
     assert "R18" in fired_rules(payload)
     skipped = {s["resource"]: s["issue"] for s in payload["extension"]["calcinosis-cds"]["skippedResources"]}
     assert skipped == {"Observation/deep": "nested deeper than 64 levels"}
+
+
+def test_a_record_medication_is_validated_when_a_rule_reads_it(client):
+    # CKD stage 4 and an active magnesium antacid: R05 warns on patient-view; the same statement, not valid FHIR,
+    # is skipped and reported instead of being used.
+    def with_antacid(**extra):
+        body = calcinosis_request()
+        statement = {"resourceType": "MedicationStatement", "id": "antacid", "status": "active",
+                     "subject": {"reference": "Patient/p1"},
+                     "medicationCodeableConcept": {"text": "Magnesium hydroxide 400 MG/5ML Oral Suspension"}, **extra}
+        body["prefetch"]["medicationStatements"] = {"resourceType": "Bundle", "type": "searchset",
+                                                    "entry": [{"resource": statement}]}
+        return post(client, body).get_json()
+
+    assert "R05" in fired_rules(with_antacid())
+    invalid = with_antacid(effectiveDateTime="last week")
+    assert "R05" not in fired_rules(invalid)
+    skipped = invalid["extension"]["calcinosis-cds"]["skippedResources"]
+    assert [s["resource"] for s in skipped] == ["MedicationStatement/antacid"]
