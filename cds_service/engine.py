@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -75,8 +76,10 @@ class Evaluation:
     failed_rules: list[str] = field(default_factory=list)
 
 
-def rules_for_hook(hook: str) -> list[Rule]:
-    return [rule for rule in registry().values() if hook in rule.hooks]
+@lru_cache(maxsize=None)
+def rules_for_hook(hook: str) -> tuple[Rule, ...]:
+    """The rules of a hook, in catalogue order; the registry is fixed once `cards` is imported."""
+    return tuple(rule for rule in registry().values() if hook in rule.hooks)
 
 
 def _as_list(result: Recommendation | Iterable[Recommendation] | None) -> list[Recommendation]:

@@ -122,24 +122,22 @@ class PatientFacts:
     # Conditions and medications are read leniently and validated as FHIR R4 only when a rule reads them (as lab
     # results are): an invalid one is then dropped and reported in invalid_on_read.
     validator: Callable[[dict], str | None] | None = field(default=None, repr=False, compare=False)
-    invalid_on_read: list[dict[str, str]] = field(default_factory=list, repr=False, compare=False)
-    _verdicts: dict[int, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
     _all_condition_matches: dict[str, list[tuple[ConditionFact, Match]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
+    def __post_init__(self) -> None:
+        from .resources import ValidateOnRead
+
+        self._on_read = ValidateOnRead(self.validator) if self.validator else None
+
     def _valid_resource(self, resource: dict, reference: str) -> bool:
         """Validate a record resource the first time a rule reads it; an invalid one is reported and not used."""
-        if self.validator is None:
-            return True
-        key = id(resource)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            issue = self.validator(resource)
-            verdict = self._verdicts[key] = issue is None
-            if issue is not None:
-                self.invalid_on_read.append({"resource": reference, "issue": issue})
-        return verdict
+        return self._on_read is None or self._on_read(resource, reference)
+
+    @property
+    def invalid_on_read(self) -> list[dict[str, str]]:
+        return self._on_read.invalid if self._on_read is not None else []
 
     def _valid_condition(self, condition: ConditionFact) -> bool:
         return self._valid_resource(condition.resource, condition.reference)

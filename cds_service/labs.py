@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterator, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .fhir_values import codeable_concepts, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
+
+if TYPE_CHECKING:
+    from .resources import ValidateOnRead
 
 USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 UCUM = "http://unitsofmeasure.org"
@@ -86,25 +89,18 @@ class LabPanel:
     terms: Terminology
     results: dict[str, list[LabResult]] = field(default_factory=dict)
     unusable: list[dict[str, str]] = field(default_factory=list)
-    validator: Callable[[dict], str | None] | None = None
-    invalid: list[dict[str, str]] = field(default_factory=list)
-    _verdicts: dict[int, bool] = field(default_factory=dict, repr=False)
+    on_read: "ValidateOnRead | None" = field(default=None, repr=False)  # resources.ValidateOnRead
+
+    @property
+    def invalid(self) -> list[dict[str, str]]:
+        """Results found not valid FHIR R4 when a rule read them."""
+        return self.on_read.invalid if self.on_read is not None else []
 
     def window_start(self, analyte: str) -> datetime:
         return self.now - timedelta(days=self.terms.labs[analyte].window_days)
 
     def _valid(self, result: LabResult) -> bool:
-        if self.validator is None or result.resource is None:
-            return True
-        key = id(result.resource)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            issue = self.validator(result.resource)
-            verdict = issue is None
-            self._verdicts[key] = verdict
-            if issue is not None:
-                self.invalid.append({"resource": result.reference, "issue": issue})
-        return verdict
+        return self.on_read is None or result.resource is None or self.on_read(result.resource, result.reference)
 
     def _candidates(self, analyte: str, where: Callable[[LabResult], bool] | None) -> Iterator[LabResult]:
         start, end = self.window_start(analyte), self.now + timedelta(hours=1)
@@ -210,9 +206,9 @@ def build_panel(
     observations: list[dict], terms: Terminology, now: datetime, validator: Callable[[dict], str | None] | None = None
 ) -> LabPanel:
     """The panel of the given Observations; with a `validator`, each is validated when first read (see LabPanel)."""
-    from .resources import observation_loinc_codes
+    from .resources import ValidateOnRead, observation_loinc_codes
 
-    panel = LabPanel(now=now, terms=terms, validator=validator)
+    panel = LabPanel(now=now, terms=terms, on_read=ValidateOnRead(validator) if validator else None)
     for resource in observations:
         for loinc in observation_loinc_codes(resource):
             name = terms.analyte_for_loinc(loinc)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, get_args
+from typing import Any, Callable, get_args
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -144,6 +144,26 @@ def validate(resource: dict) -> str | None:
     return None
 
 
+class ValidateOnRead:
+    """Validates a resource the first time a rule reads it (lab results, Conditions, medications), remembers the
+    verdict for the rest of the call, and collects the invalid ones for the response's skippedResources."""
+
+    def __init__(self, validator: Callable[[dict], str | None] = None):
+        self._validator = validator or validate
+        self._verdicts: dict[int, bool] = {}
+        self.invalid: list[dict[str, str]] = []
+
+    def __call__(self, resource: dict, reference: str) -> bool:
+        key = id(resource)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            issue = self._validator(resource)
+            verdict = self._verdicts[key] = issue is None
+            if issue is not None:
+                self.invalid.append({"resource": reference, "issue": issue})
+        return verdict
+
+
 def observation_effective(resource: dict) -> datetime | None:
     """When an Observation was taken, read as labs.read_observation reads it (dateTime, period start, instant, issued)."""
     period = resource.get("effectivePeriod")
@@ -227,7 +247,7 @@ def select_and_validate(
                 continue
             lab = _is_lab_result(codes, terms)
         elif resource_type in _READ_BY_VALUE_SET and not any(
-            terms.any_value_set.match_concept(concept) for concept in _value_set_concepts(resource)
+            terms.candidate_value_sets(concept) for concept in _value_set_concepts(resource)
         ):
             continue
         elif resource_type in ("MedicationRequest", "MedicationStatement") and not is_active(resource):

@@ -7,7 +7,6 @@ at the first request.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -94,9 +93,6 @@ class Settings:
             raise SettingsError(f"CDS_ISSUERS names no readable file: {self.issuers_file}")
         if self.auth != "off" and self.issuers_file is None:
             raise SettingsError(f"CDS_AUTH={self.auth} needs CDS_ISSUERS, the file of trusted issuers")
-
-    def replace(self, **changes) -> "Settings":
-        return dataclasses.replace(self, **changes)
 
     @classmethod
     def development(cls, **changes) -> "Settings":

@@ -167,16 +167,6 @@ class Terminology:
         }
         self._read_loinc: frozenset[str] | None = None
         self._build_candidate_index()
-        # Every code and word of every value set, without exclusions: a resource that matches none of it can make no
-        # rule fire, so it need not be validated (resources.py). A superset by construction, never a narrower match.
-        self.any_value_set = ValueSet(
-            "any",
-            {
-                "codes": [entry for vs in data["valueSets"].values() for entry in vs.get("codes", [])],
-                "text": sorted({word for vs in data["valueSets"].values() for word in vs.get("text", [])}),
-            },
-            self.systems,
-        )
         self.labs: dict[str, LabAnalyte] = {}
         self._lab_by_loinc: dict[str, str] = {}
         for name, definition in data["labs"].items():
