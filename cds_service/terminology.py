@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 from .settings import bundled_data_path
 
+_LETTERS = re.compile(r"[a-z]+")  # the letters that bound a word match (ValueSet.match_text)
+
 # ICD-10-CM codes also arrive under the WHO ICD-10 system; the prefixes used here mean the same in both.
 _SYSTEM_ALIASES = {
     "http://hl7.org/fhir/sid/icd-10": "icd10cm",
@@ -190,7 +192,10 @@ class Terminology:
         """Which value sets could match a code or a word, so that a concept is matched only against those."""
         self._exact_index: dict[tuple[str, str], set[str]] = {}
         self._prefix_index: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (system, first char) -> (prefix, vs)
-        self._word_index: dict[str, set[str]] = {}
+        # A word matches only on letter boundaries (ValueSet.match_text), so where it matches, the run of letters
+        # that starts there in the text is the word's own first run of letters: index words by that run, and a text
+        # is looked up by its runs of letters (a few set lookups, not a substring search per word).
+        self._word_index: dict[str, list[tuple[str, set[str]]]] = {}
         for name, vs in self.value_sets.items():
             for entry in vs.codes:
                 system, code = entry["system"], normalise_code(entry["system"], entry["code"])
@@ -199,12 +204,20 @@ class Terminology:
                 else:
                     self._exact_index.setdefault((system, code), set()).add(name)
             for word in vs.words:
-                self._word_index.setdefault(word, set()).add(name)
+                first_run = _LETTERS.match(word)
+                words = self._word_index.setdefault(first_run.group() if first_run else "", [])
+                for known, names in words:
+                    if known == word:
+                        names.add(name)
+                        break
+                else:
+                    words.append((word, {name}))
 
     def candidate_value_sets(self, concept: Any) -> set[str]:
         """The value sets a CodeableConcept (or a list of them) could match: a superset, never narrower than
-        ValueSet.match_concept (a word is looked for as a plain substring, which word-boundary matching only narrows).
-        Matching a concept against these alone gives the same matches as trying every value set."""
+        ValueSet.match_concept (a word counts when it starts at a run of letters of the text and is found there;
+        word-boundary matching only narrows that). Matching a concept against these alone gives the same matches as
+        trying every value set."""
         found: set[str] = set()
         concepts = concept if isinstance(concept, list) else [concept]
         texts: list[str] = []
@@ -233,9 +246,12 @@ class Terminology:
                         found.add(name)
         if texts:
             lowered = " ".join(texts).lower()
-            for word, names in self._word_index.items():
-                if word in lowered:
-                    found |= names
+            runs = {match.group() for match in _LETTERS.finditer(lowered)}
+            runs.add("")  # words that do not start with a letter (none today) are looked for anywhere
+            for run in runs:
+                for word, names in self._word_index.get(run, ()):
+                    if word in lowered:
+                        found |= names
         return found
 
     def value_set(self, name: str) -> ValueSet:

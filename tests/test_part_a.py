@@ -4,6 +4,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds_service.settings import bundled_data_path
 from cds_service.terminology import terminology
@@ -289,5 +291,22 @@ def test_the_candidate_index_never_misses_a_match():
             concepts.append({"coding": [{"display": f"{word}, unspecified"}]})
     assert len(concepts) > 200
     for concept in concepts:
+        really = {name for name, vs in terms.value_sets.items() if vs.match_concept(concept) is not None}
+        assert really <= terms.candidate_value_sets(concept), concept
+
+
+_ALL_WORDS = sorted({w for vs in terminology().value_sets.values() for w in vs.words + vs.exclude_words})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_ALL_WORDS), st.text(alphabet="abcdeiloprstuy -,(/)0123456789\u00e9", max_size=12)),
+                min_size=1, max_size=6))
+def test_the_candidate_index_never_misses_a_word_in_any_text(parts):
+    # Words glued to letters, punctuation, digits and accented letters around them: wherever a value set's
+    # word-boundary pattern finds a word, the candidate index must offer that value set.
+    from cds_service.terminology import terminology
+
+    terms = terminology()
+    for concept in ({"text": "".join(parts)}, {"text": " ".join(parts)}, {"coding": [{"display": "".join(parts)}]}):
         really = {name for name, vs in terms.value_sets.items() if vs.match_concept(concept) is not None}
         assert really <= terms.candidate_value_sets(concept), concept
