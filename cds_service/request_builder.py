@@ -2,7 +2,9 @@
 
 Each prefetch key of the service gets the resources of its template's type, as a searchset Bundle (the Patient key
 gets the Patient itself). The service applies its own filters, so putting every resource of a type in its key gives
-the same cards as a FHIR server that filtered them.
+the same cards as a FHIR server that filtered them. The Medications that a key's MedicationRequests or
+MedicationStatements reference go into that key's Bundle as included entries (search.mode "include"), as a FHIR
+server answering with `_include=MedicationRequest:medication` sends them.
 """
 
 from __future__ import annotations
@@ -44,9 +46,20 @@ def prefetch_for(service: Service, resources: list[dict]) -> dict[str, Any]:
                 "resourceType": "Bundle",
                 "type": "searchset",
                 "total": len(matching),
-                "entry": [{"resource": r} for r in matching],
+                "entry": [{"resource": r, "search": {"mode": "match"}} for r in matching]
+                + [{"resource": m, "search": {"mode": "include"}} for m in _referenced_medications(matching, resources)],
             }
     return prefetch
+
+
+def _referenced_medications(matching: list[dict], resources: list[dict]) -> list[dict]:
+    references = {
+        r["medicationReference"].get("reference")
+        for r in matching
+        if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")
+        and isinstance(r.get("medicationReference"), dict)
+    }
+    return [r for r in resources if r.get("resourceType") == "Medication" and f"Medication/{r.get('id')}" in references]
 
 
 def request_from_resources(

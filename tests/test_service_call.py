@@ -276,7 +276,7 @@ def test_a_resource_nested_too_deeply_is_skipped_and_the_rest_used(client):
         extension = {"url": "http://example.org/x", "extension": [extension]}
     deep = copy.deepcopy(body["prefetch"]["observations"]["entry"][0]["resource"])
     deep["id"] = "deep"
-    deep["extension"] = [extension]
+    deep["valueQuantity"]["extension"] = [extension]  # in an element the rules read (and so validate)
     deep["effectiveDateTime"] = newer_than(deep)
     body["prefetch"]["observations"]["entry"].append({"resource": deep})
     response = post(client, body)
@@ -285,6 +285,52 @@ def test_a_resource_nested_too_deeply_is_skipped_and_the_rest_used(client):
     assert "R18" in fired_rules(payload)
     skipped = {s["resource"]: s["issue"] for s in payload["extension"]["calcinosis-cds"]["skippedResources"]}
     assert skipped == {"Observation/deep": "nested deeper than 64 levels"}
+
+
+def test_an_error_in_an_element_no_rule_reads_costs_nothing(client):
+    # A Patient whose name is not valid FHIR still gives its birth date (the child rules need the age), and a lab
+    # result with a broken category is still the latest phosphate: resources are validated on what the rules read.
+    body = calcinosis_request()
+    patient = body["prefetch"]["patient"]
+    patient["name"] = "Ann Example"  # must be a list of HumanName
+    patient["birthDate"] = "2019-01-01"
+    observations = body["prefetch"]["observations"]["entry"]
+    odd = copy.deepcopy(observations[0]["resource"])
+    odd["id"] = "odd-category"
+    odd["category"] = "laboratory"  # must be a list of CodeableConcept
+    odd["effectiveDateTime"] = newer_than(observations[0]["resource"])
+    observations.append({"resource": odd})
+    payload = post(client, body).get_json()
+    report = payload.get("extension", {}).get("calcinosis-cds", {})
+    assert not report.get("skippedResources"), report
+    child = [c for c in payload["cards"] if "child" in (c["summary"] + c.get("detail", "")).lower()]
+    assert child, "the patient's age was read from the Patient despite its invalid name"
+
+
+def test_a_resource_with_a_modifier_extension_is_refused_and_reported(client):
+    # A modifierExtension changes what the element means ("not done", "refuted"...): FHIR requires a system that does
+    # not understand it to refuse the data, not read it as if the extension were absent.
+    body = calcinosis_request()
+    conditions = body["prefetch"]["conditions"]["entry"]
+    for entry in conditions:
+        entry["resource"]["modifierExtension"] = [{"url": "http://example.org/fhir/negated", "valueBoolean": True}]
+    payload = post(client, body).get_json()
+    assert payload["cards"] == [], "without a usable calcinosis Condition, gate G0 stays closed"
+    skipped = payload["extension"]["calcinosis-cds"]["skippedResources"]
+    # The gate read the calcinosis Condition and refused it; with the gate closed nothing else was read.
+    assert [s["resource"] for s in skipped] == ["Condition/calcinosis"]
+    assert "modifierExtension" in skipped[0]["issue"]
+    # Nested in an element the rules read, it counts the same.
+    body = calcinosis_request()
+    observations = body["prefetch"]["observations"]["entry"]
+    nested = copy.deepcopy(observations[0]["resource"])
+    nested["id"] = "modified-value"
+    nested["effectiveDateTime"] = newer_than(observations[0]["resource"])
+    nested["referenceRange"] = [{"modifierExtension": [{"url": "http://example.org/x", "valueBoolean": True}],
+                                 "text": "odd"}]
+    observations.append({"resource": nested})
+    skipped = post(client, body).get_json()["extension"]["calcinosis-cds"]["skippedResources"]
+    assert [s["resource"] for s in skipped] == ["Observation/modified-value"]
 
 
 def test_a_record_medication_is_validated_when_a_rule_reads_it(client):
@@ -300,7 +346,7 @@ def test_a_record_medication_is_validated_when_a_rule_reads_it(client):
         return post(client, body).get_json()
 
     assert "R05" in fired_rules(with_antacid())
-    invalid = with_antacid(effectiveDateTime="last week")
+    invalid = with_antacid(dosage="twice daily")  # must be a list of Dosage; the dose reader reads it
     assert "R05" not in fired_rules(invalid)
     skipped = invalid["extension"]["calcinosis-cds"]["skippedResources"]
     assert [s["resource"] for s in skipped] == ["MedicationStatement/antacid"]
