@@ -116,6 +116,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from .app import create_app
+    from .gunicorn_hooks import pre_fork
 
     try:
         settings = Settings.from_env(defaults=development_defaults())
@@ -132,6 +133,7 @@ def serve_command(args: argparse.Namespace) -> int:
             self.cfg.set("timeout", 30)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
+            self.cfg.set("pre_fork", pre_fork)
 
         def load(self):
             return app

@@ -1,0 +1,39 @@
+"""The start-up objects are frozen out of the workers' garbage collections, under both ways of serving."""
+
+import gc
+import runpy
+from pathlib import Path
+
+from cds_service import cli
+from cds_service.gunicorn_hooks import pre_fork
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pre_fork_freezes_what_start_up_built():
+    try:
+        pre_fork(server=None, worker=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_the_image_config_and_the_cli_both_use_the_hook(monkeypatch):
+    monkeypatch.setenv("CDS_SKIP_SETTINGS_CHECK", "1")
+    config = runpy.run_path(str(ROOT / "docker" / "gunicorn.conf.py"))
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    config["pre_fork"](None, None)
+    assert frozen == [True]
+
+
+def test_calcinosis_cds_serve_sets_the_hook(monkeypatch):
+    from argparse import Namespace
+
+    from gunicorn.app.base import BaseApplication
+
+    seen = {}
+    monkeypatch.setenv("CDS_AUTH", "off")
+    monkeypatch.setattr(BaseApplication, "run", lambda self: seen.update(pre_fork=self.cfg.pre_fork))
+    assert cli.serve_command(Namespace(host="127.0.0.1", port=0, workers=1, threads=1)) == 0
+    assert seen["pre_fork"] is pre_fork
