@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import Clock, system_clock
 from .errors import BadRequest, PayloadTooLarge, PreconditionFailed, ServiceError, Unauthorized, UnsupportedMediaType
 from .feedback import IssuedCards, record_feedback, validate_feedback
+from .json_text import parse_json
 from .logging_setup import configure_logging
 from .prefetch import Fetcher
 from .resources import warm_up
@@ -65,7 +66,7 @@ def read_json_body() -> Any:
     try:
         # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
         # resource before it is validated (resources.py), not on the whole body, which costs as much as parsing it.
-        return json.loads(raw)
+        return parse_json(raw)
     except (ValueError, RecursionError):
         raise BadRequest("the request body is not valid JSON, or is nested too deeply to read") from None
 

@@ -28,7 +28,6 @@ on the session, or placed in an error message.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -44,6 +43,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
+from .json_text import parse_json
 from .prefetch import KeyResult
 from .protocol import HookRequest
 from .settings import Settings
@@ -428,7 +428,7 @@ class FhirClient:
         except requests.RequestException as error:
             raise FetchError(_transport_reason(error)) from None
         try:
-            parsed = json.loads(bytes(body))
+            parsed = parse_json(body)
         except (ValueError, RecursionError):
             raise FetchError("the FHIR server's answer is not valid JSON (empty, truncated or not JSON)") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceType"), str):
