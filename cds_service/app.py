@@ -11,7 +11,6 @@ trace; 401 carries no details at all.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -23,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from .clock import Clock, system_clock
 from .errors import BadRequest, PayloadTooLarge, PreconditionFailed, ServiceError, Unauthorized, UnsupportedMediaType
 from .feedback import IssuedCards, record_feedback, validate_feedback
-from .json_text import parse_json
+from .json_text import dump_json, parse_json
 from .logging_setup import configure_logging
 from .prefetch import Fetcher
 from .resources import warm_up
@@ -35,7 +34,7 @@ log = logging.getLogger("cds_service.http")
 
 
 def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status=status, mimetype="application/json")
+    return Response(dump_json(payload), status=status, mimetype="application/json")
 
 
 def operation_outcome(error: ServiceError) -> dict[str, Any]:

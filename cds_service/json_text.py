@@ -21,3 +21,14 @@ def parse_json(raw: bytes | bytearray | memoryview | str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(bytes(raw) if isinstance(raw, (bytearray, memoryview)) else raw)
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON for responses (orjson: ~10x faster than json.dumps for a card response). What orjson cannot
+    write (an integer beyond 64 bits, a key that is not a string) is written by the standard library instead. A
+    non-finite float is written as null (valid JSON; json.dumps wrote Infinity, which is not); the service's cards
+    carry none."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

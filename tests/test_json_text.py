@@ -74,3 +74,28 @@ def test_edge_cases_match_the_standard_library(raw):
         assert math.isnan(parse_json(raw)["value"])
     if raw.startswith(b'{"big"'):
         assert parse_json(raw) == {"big": 1.2345678901234568e29}, "the documented difference"
+
+
+FINITE_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FINITE_JSON_VALUES)
+def test_responses_are_written_as_json_that_reads_back_the_same(value):
+    from cds_service.json_text import dump_json
+
+    written = dump_json(value)
+    assert isinstance(written, bytes)
+    assert same(json.loads(written.decode("utf-8")), value)
+
+
+def test_what_orjson_cannot_write_is_written_by_the_standard_library():
+    from cds_service.json_text import dump_json
+
+    assert json.loads(dump_json({"big": 2**70, 1: "a"})) == {"big": 2**70, "1": "a"}
+    assert dump_json({"x": float("inf")}) == b'{"x":null}', "valid JSON, where json.dumps wrote Infinity"
+    assert dump_json({"text": "caf\u00e9 \u2265 2"}) == '{"text":"caf\u00e9 \u2265 2"}'.encode("utf-8")
