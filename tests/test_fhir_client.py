@@ -345,12 +345,12 @@ def test_keys_are_fetched_in_parallel():
 def test_the_per_request_timeouts_never_exceed_what_is_left_of_the_deadline(monkeypatch):
     seen = []
 
-    def fake_get(url, **kwargs):
+    def fake_send(request, **kwargs):
         seen.append(kwargs["timeout"])
         raise requests.exceptions.ConnectTimeout()
 
     fetcher = client(deadline_seconds=0.3, connect_timeout_seconds=5.0, read_timeout_seconds=5.0)
-    monkeypatch.setattr(fetcher.session, "get", fake_get)
+    monkeypatch.setattr(fetcher._adapter, "send", fake_send)
     fetcher.fetch(hook_request(), {"patient": "Patient/p1"}, {})
     assert len(seen) == 1 and all(0 < t <= 0.3 for t in seen[0])
 
@@ -546,8 +546,8 @@ def test_included_medications_do_not_count_as_search_results_not_read():
 def test_proxies_and_ca_bundle_come_from_the_environment_and_netrc_never(monkeypatch, tmp_path):
     seen = []
 
-    def fake_get(url, **kwargs):
-        seen.append(kwargs)
+    def fake_send(request, **kwargs):
+        seen.append({**kwargs, "headers": dict(request.headers)})
         raise requests.exceptions.ConnectTimeout()
 
     (tmp_path / ".netrc").write_text("machine ehr.example.org login someone password secret\n")
@@ -555,11 +555,13 @@ def test_proxies_and_ca_bundle_come_from_the_environment_and_netrc_never(monkeyp
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
     fetcher = client()
-    monkeypatch.setattr(fetcher.session, "get", fake_get)
+    monkeypatch.setattr(fetcher._adapter, "send", fake_send)
     fetcher.fetch(hook_request(), {"patient": "Patient/p1"}, {})
     assert seen[0]["proxies"].get("https") == "http://proxy.example:3128"
     assert seen[0]["verify"] == str(tmp_path / "ca.pem")
     assert fetcher.session.trust_env is False  # requests would otherwise add ~/.netrc's Basic auth over the token
+    assert not seen[0]["headers"].get("Authorization", "").startswith("Basic"), "~/.netrc is never read"
+    assert "gzip" in seen[0]["headers"]["Accept-Encoding"] and seen[0]["headers"]["User-Agent"]
     monkeypatch.setenv("NO_PROXY", "ehr.example.org")
     fetcher.fetch(hook_request(), {"patient": "Patient/p1"}, {})
     assert "https" not in seen[1]["proxies"]
