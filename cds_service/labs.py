@@ -90,6 +90,7 @@ class LabPanel:
     results: dict[str, list[LabResult]] = field(default_factory=dict)
     unusable: list[dict[str, str]] = field(default_factory=list)
     on_read: "ValidateOnRead | None" = field(default=None, repr=False)  # resources.ValidateOnRead
+    _latest: dict[str, LabResult | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def invalid(self) -> list[dict[str, str]]:
@@ -113,7 +114,10 @@ class LabPanel:
         return [r for r in self._candidates(analyte, where) if self._valid(r)]
 
     def latest(self, analyte: str) -> LabResult | None:
-        return next((r for r in self._candidates(analyte, None) if self._valid(r)), None)
+        # The rules ask for the same analytes many times a call; results and verdicts do not change within it.
+        if analyte not in self._latest:
+            self._latest[analyte] = next((r for r in self._candidates(analyte, None) if self._valid(r)), None)
+        return self._latest[analyte]
 
 
 def _unit_of(quantity: dict) -> tuple[str | None, str | None]:

@@ -130,11 +130,32 @@ def provenance() -> dict[str, Any]:
 
 def assert_no_empty_values(value: Any, path: str = "card") -> None:
     """CDS Hooks: no element may be null or empty ("", [], {}); optional ones without a value are omitted."""
+    # One pass without paths (every call checks every card); the path is worked out only to report a failure.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if not item:
+                break
+            stack.extend(item.values())
+        elif kind is list:
+            if not item:
+                break
+            stack.extend(item)
+        elif item is None or item == "":
+            break
+    else:
+        return
+    _raise_at_empty_value(value, path)
+
+
+def _raise_at_empty_value(value: Any, path: str) -> None:
     if value is None or value == "" or value == [] or value == {}:
         raise CardError(f"{path} is null or empty")
     if isinstance(value, dict):
         for key, item in value.items():
-            assert_no_empty_values(item, f"{path}.{key}")
+            _raise_at_empty_value(item, f"{path}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            assert_no_empty_values(item, f"{path}[{i}]")
+            _raise_at_empty_value(item, f"{path}[{i}]")

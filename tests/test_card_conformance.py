@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import NOW, evaluate_scenario, load_scenario, scenario_names
 
@@ -105,3 +107,36 @@ def test_card_conforms(card):
     assert any(item["rule"] == "G0" for item in extension["evidence"])
     assert set(extension["rules"]) <= {item["rule"] for item in extension["evidence"]}, "every rule shows its data"
     assert "Nunley" in card["detail"] or "outside the article" in card["detail"].lower()
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from(["", "x", 0.0]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES)
+def test_an_empty_value_anywhere_in_a_card_is_refused_with_its_path(value):
+    from cds_service.response import CardError, _raise_at_empty_value, assert_no_empty_values
+
+    def outcome(check):
+        try:
+            check(value, "card")
+        except CardError as error:
+            return str(error)
+        return None
+
+    # The one-pass check refuses exactly what the path-reporting walk refuses, and names the same first path.
+    assert outcome(assert_no_empty_values) == outcome(_raise_at_empty_value)
+    if value is None or value == "" or value == [] or value == {}:
+        assert outcome(assert_no_empty_values) == "card is null or empty"
+
+
+def test_an_empty_value_is_reported_where_it_is():
+    from cds_service.response import CardError, assert_no_empty_values
+
+    assert_no_empty_values({"a": [0, False, {"b": "x"}]})
+    with pytest.raises(CardError, match=r"^card\.a\[1\]\.b is null or empty$"):
+        assert_no_empty_values({"a": [1, {"b": ""}]})
