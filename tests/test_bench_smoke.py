@@ -66,3 +66,14 @@ def test_bench_smoke_run_prints_a_table_without_errors(tmp_path):
     assert results["fetch"]["measured"], results["fetch"].get("reason")
     assert results["fetch"]["errors"] == 0
     assert (tmp_path / "report.md").read_text().count("|") > 20
+
+
+def test_the_stage_profile_runs_and_counts_the_cards(capsys):
+    from bench.stages import STAGES, main
+
+    assert main(["--sizes", "small", "--data", "generated", "--repeat", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| patient | " + " | ".join(STAGES))
+    row = table[2].split("|")
+    assert row[1].strip() == "small" and int(row[-3]) >= 1, "the small patient gets cards"
+    assert all(float(cell) >= 0 for cell in row[2:-3] + row[-2:-1])
