@@ -33,7 +33,7 @@ from . import report
 from .data import ROOT, SERVICE_ID, SIZES, benchmark_patients
 from .fhir_server import FhirServer
 from .loadgen import LoadGeneratorMissing, ensure_wrk, run_wrk, wrk_version
-from .servers import BASELINE_APP, SERVICE_APP, Server, gunicorn_command, image_environment
+from .servers import BASELINE_APP, BASELINE_ORJSON_APP, SERVICE_APP, Server, gunicorn_command, image_environment
 
 SERVICE_PATH = f"/cds-services/{SERVICE_ID}"
 
@@ -88,6 +88,7 @@ def measure_size(args, wrk: str, size: str, patient, out: Path) -> dict:
     body = json.dumps(patient.request(), separators=(",", ":")).encode()
     service = Server("service", SERVICE_APP, out / f"service-{size}.log")
     baseline = Server("baseline", BASELINE_APP, out / f"baseline-{size}.log")
+    baseline_orjson = Server("baseline-orjson", BASELINE_ORJSON_APP, out / f"baseline-orjson-{size}.log")
     entry = {
         "size": size,
         "source": patient.source,
@@ -103,6 +104,7 @@ def measure_size(args, wrk: str, size: str, patient, out: Path) -> dict:
     try:
         service.start()
         baseline.start()
+        baseline_orjson.start()
         first = time.perf_counter()
         status, answer = post(service.url + SERVICE_PATH, body)
         entry["first_call_ms"] = (time.perf_counter() - first) * 1000  # a fresh worker: what start-up left undone
@@ -115,10 +117,11 @@ def measure_size(args, wrk: str, size: str, patient, out: Path) -> dict:
         if status != 200 or answer != {"cards": []}:
             raise RuntimeError(f"the baseline answered {status}: {str(answer)[:300]}")
         warm = 2 if args.smoke else (5 if size == "large" else 20)
-        for server in (baseline, service):  # every worker imports and warms its caches before measuring
+        for server in (baseline, service, baseline_orjson):  # every worker warms its caches before measuring
             warm_up(server.url + SERVICE_PATH, body, warm)
         for connections in args.concurrency:
-            for server in (baseline, service):  # interleaved, so both see the same machine
+            # Interleaved, so that all see the same machine; the orjson floor (a reference) at c=1 only.
+            for server in (baseline, service) + ((baseline_orjson,) if connections == 1 else ()):
                 result = run_wrk(wrk, server.url + SERVICE_PATH, body, connections=connections,
                                  seconds=args.duration)
                 entry["runs"].append({"server": server.name, "connections": connections, **asdict(result),
@@ -126,10 +129,12 @@ def measure_size(args, wrk: str, size: str, patient, out: Path) -> dict:
                 print(f"  {size:8} {server.name:8} c={connections:<2} p50={result.p50_ms:8.1f} ms  "
                       f"p99={result.p99_ms:8.1f} ms  {result.throughput:7.1f} req/s  errors={result.errors}",
                       flush=True)
-        entry["peak_rss_mb"] = {"service": service.peak_rss_mb(), "baseline": baseline.peak_rss_mb()}
+        entry["peak_rss_mb"] = {"service": service.peak_rss_mb(), "baseline": baseline.peak_rss_mb(),
+                               "baseline-orjson": baseline_orjson.peak_rss_mb()}
     finally:
         service.stop()
         baseline.stop()
+        baseline_orjson.stop()
     return entry
 
 

@@ -12,8 +12,8 @@ def _run(entry: dict, server: str, connections: int) -> dict | None:
     return next((r for r in entry["runs"] if r["server"] == server and r["connections"] == connections), None)
 
 
-def ratio(entry: dict, connections: int, field: str = "p50_ms") -> float | None:
-    service, baseline = _run(entry, "service", connections), _run(entry, "baseline", connections)
+def ratio(entry: dict, connections: int, field: str = "p50_ms", baseline: str = "baseline") -> float | None:
+    service, baseline = _run(entry, "service", connections), _run(entry, baseline, connections)
     if not service or not baseline or not baseline[field]:
         return None
     return service[field] / baseline[field]
@@ -37,6 +37,9 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
             r = ratio(entry, 1)
             out.append((f"p50 service/baseline <= {P50_RATIO_TARGET} ({entry['size']}, c=1)",
                         f"{r:.2f}" if r else "?", r is not None and r <= P50_RATIO_TARGET))
+            if (r := ratio(entry, 1, baseline="baseline-orjson")) is not None:
+                # A reference, not a target: the baseline parsing with orjson, as the service does.
+                out.append((f"(reference) p50 service/baseline-orjson ({entry['size']}, c=1)", f"{r:.2f}", None))
         if entry["size"] == "typical":
             run = _run(entry, "service", 1)
             if run:
@@ -74,6 +77,8 @@ def markdown(results: dict) -> str:
         label = f"{entry['size']} ({entry['record_resources']} res., {entry['observations']} Obs.)"
         for run in entry["runs"]:
             r = ratio(entry, run["connections"]) if run["server"] == "service" else None
+            if run["server"] == "baseline-orjson":
+                r = None
             lines.append(
                 f"| {label} | {entry['request_resources']} | {entry['body_bytes'] / 1024:.0f} KiB | "
                 f"{run['connections']} | {run['server']} | {run['p50_ms']:.1f} | {run['p95_ms']:.1f} | "

@@ -36,6 +36,7 @@ IMAGE_DEFAULTS = {
 BENCH_OVERRIDES = {"CDS_AUTH": "off", "CDS_FHIR_ALLOW_HTTP": "true"}
 SERVICE_APP = "cds_service:create_app()"
 BASELINE_APP = "bench.baseline:create_app()"
+BASELINE_ORJSON_APP = "bench.baseline:create_app('orjson')"
 
 
 def image_environment() -> dict[str, str]:

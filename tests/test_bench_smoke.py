@@ -60,7 +60,7 @@ def test_bench_smoke_run_prints_a_table_without_errors(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     [small] = results["sizes"]
     assert {(r["server"], r["connections"]) for r in small["runs"]} == {
-        ("service", 1), ("baseline", 1), ("service", 2), ("baseline", 2)}
+        ("service", 1), ("baseline", 1), ("baseline-orjson", 1), ("service", 2), ("baseline", 2)}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in small["runs"])
     assert small["cards"] > 0
     assert results["fetch"]["measured"], results["fetch"].get("reason")
