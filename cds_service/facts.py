@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable
 
-from .fhir_values import codeable_concepts, concept_text, parse_date, parse_datetime, resource_label
+from .fhir_values import codeable_concepts, concept_text, parse_date, parse_datetime, prohibits, resource_label
 from .labs import LabPanel, LabResult, assess_high, build_panel
 from .medications import MedicationFact, read_medications
 from .resources import SelectedResources
@@ -447,8 +447,8 @@ class PatientFacts:
         since = self.now - timedelta(days=days)
         snomed = self.terms.system_url("snomed")
         for request in self.service_requests:
-            if request.get("status") in EXCLUDED_REFERRAL:
-                continue
+            if request.get("status") in EXCLUDED_REFERRAL or prohibits(request):
+                continue  # a "do not refer" request is no referral
             codes = {
                 c.get("code")
                 for c in codeable_concepts((request.get("code") or {}).get("coding"))

@@ -69,6 +69,12 @@ def reference_of(value: Any) -> str | None:
     return None
 
 
+def prohibits(resource: dict) -> bool:
+    """`doNotPerform: true` (MedicationRequest, ServiceRequest): the resource forbids the act. It is a modifier
+    element: such a request neither orders nor records a medication or a referral, and must never be read as one."""
+    return resource.get("doNotPerform") is True
+
+
 def resource_label(resource: dict) -> str:
     rid = resource.get("id")
     return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else str(resource.get("resourceType"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from . import proposals
-from .fhir_values import as_list, codeable_concepts
+from .fhir_values import as_list, codeable_concepts, prohibits
 from .medications import MedicationFact, concept_texts, medication_index, read_medication
 from .rules import Action, Suggestion
 from .terminology import system_key
@@ -81,8 +81,8 @@ def read_draft_orders(draft_orders: Any, medications: Iterable[dict]) -> list[Me
     for entry, resource in entries:
         if resource.get("resourceType") not in MEDICATION_ORDER_TYPES:
             continue
-        if resource.get("status") in WITHDRAWN_STATUSES:
-            continue
+        if resource.get("status") in WITHDRAWN_STATUSES or prohibits(resource):
+            continue  # a withdrawn order, or one that forbids the drug, is not an order to judge
         fact = read_medication(resource, index, draft=True)
         reference = _reference(entry, resource)
         if reference in seen and is_relative_reference(reference):
@@ -105,8 +105,9 @@ class DraftServiceOrder:
 def read_draft_service_orders(draft_orders: Any) -> list[DraftServiceOrder]:
     out = []
     for entry, resource in _draft_resources(draft_orders):
-        if resource.get("resourceType") not in SERVICE_ORDER_TYPES or resource.get("status") in WITHDRAWN_STATUSES:
-            continue
+        if (resource.get("resourceType") not in SERVICE_ORDER_TYPES or resource.get("status") in WITHDRAWN_STATUSES
+                or prohibits(resource)):
+            continue  # "do not refer" does not stand for the referral a rule would propose
         concepts = codeable_concepts(resource.get("code"))
         oral = resource.get("oralDiet")
         if isinstance(oral, dict):

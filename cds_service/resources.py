@@ -34,7 +34,7 @@ from typing import Any, Callable, get_args
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from .fhir_values import parse_datetime
+from .fhir_values import parse_datetime, resource_label
 from .medications import is_active
 from .terminology import Terminology, system_key
 
@@ -73,11 +73,6 @@ class SelectedResources:
 
     def of(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])
-
-
-def _label(resource: dict) -> str:
-    rid = resource.get("id")
-    return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else str(resource.get("resourceType"))
 
 
 def _validation_issue(error: ValidationError) -> str:
@@ -140,8 +135,8 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
     # The dose reader takes dosageInstruction or dosage on either type (draft orders arrive in both shapes); the
     # element that does not belong to the type is then refused by the model, as before.
     "MedicationRequest": frozenset({
-        "subject", "status", "medicationCodeableConcept", "medicationReference", "contained", "dosageInstruction",
-        "dosage", "reasonCode", "reasonReference",
+        "subject", "status", "doNotPerform", "medicationCodeableConcept", "medicationReference", "contained",
+        "dosageInstruction", "dosage", "reasonCode", "reasonReference",
     }),
     "MedicationStatement": frozenset({
         "subject", "status", "medicationCodeableConcept", "medicationReference", "contained", "dosage",
@@ -151,7 +146,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
     "Procedure": frozenset({"subject", "status", "code"}),
     "Encounter": frozenset({"subject", "status", "period", "serviceType", "type"}),
     "AllergyIntolerance": frozenset({"patient", "clinicalStatus", "verificationStatus", "code", "reaction"}),
-    "ServiceRequest": frozenset({"subject", "status", "code", "authoredOn", "occurrenceDateTime"}),
+    "ServiceRequest": frozenset({"subject", "status", "doNotPerform", "code", "authoredOn", "occurrenceDateTime"}),
 }
 
 
@@ -322,7 +317,7 @@ def select_and_validate(
         elif resource_type in ("MedicationRequest", "MedicationStatement") and not is_active(resource):
             continue  # the facts read active medications only (A5); drafts come from draftOrders, not from here
         if not is_about_patient(resource, patient_id):
-            selected.skipped.append({"resource": _label(resource), "issue": "it is about another patient"})
+            selected.skipped.append({"resource": resource_label(resource), "issue": "it is about another patient"})
             continue
         if lab:
             selected.lab_observations.append(resource)
@@ -335,7 +330,7 @@ def select_and_validate(
             continue
         issue = validate(resource)
         if issue:
-            selected.skipped.append({"resource": _label(resource), "issue": issue})
+            selected.skipped.append({"resource": resource_label(resource), "issue": issue})
             continue
         selected.by_type.setdefault(resource_type, []).append(resource)
     return selected

@@ -584,6 +584,21 @@ def test_read_draft_orders_is_lenient():
     assert [(s.reference, set(s.codes)) for s in services_] == [("ServiceRequest/s", {("loinc", "2777-1")})]
 
 
+def test_a_draft_that_forbids_the_act_is_no_order():
+    # doNotPerform is a modifier: "do not give aluminium hydroxide" and "do not measure phosphate" order nothing, so
+    # they are neither judged as medication orders nor taken as the draft a rule's proposal would repeat.
+    bundle = {"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "MedicationRequest", "id": "no-al", "status": "draft", "doNotPerform": True,
+                      "medicationCodeableConcept": {"text": "Aluminium hydroxide 500 mg tablet"}}},
+        {"resource": {"resourceType": "MedicationRequest", "id": "al", "status": "draft", "doNotPerform": False,
+                      "medicationCodeableConcept": {"text": "Aluminium hydroxide 500 mg tablet"}}},
+        {"resource": {"resourceType": "ServiceRequest", "id": "no-p", "status": "draft", "doNotPerform": True,
+                      "code": {"coding": [{"system": LOINC, "code": "2777-1"}]}}},
+    ]}
+    assert [f.reference for f in read_draft_orders(bundle, [])] == ["MedicationRequest/al"]
+    assert read_draft_service_orders(bundle) == []
+
+
 def test_read_draft_orders_tolerates_a_non_bundle():
     assert read_draft_orders(None, []) == []
     assert read_draft_orders({"resourceType": "Bundle", "entry": {"resource": {"resourceType": "MedicationRequest", "id": "x"}}}, [])[0].has_medication is False
