@@ -44,7 +44,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
 from .json_text import parse_json
-from .prefetch import KeyResult
+from .prefetch import KeyResult, bundle_resources
 from .protocol import HookRequest
 from .settings import Settings
 
@@ -362,7 +362,7 @@ class FhirClient:
                 next_url = None
                 break
             pages += 1
-            page_resources = _bundle_resources(bundle)
+            page_resources = bundle_resources(bundle)
             page_included = _included_count(bundle)
             room = self.max_resources - len(resources)
             if len(page_resources) > room:
@@ -477,17 +477,6 @@ def _included_count(bundle: dict) -> int:
 
 def _kind(resource: dict) -> str:
     return str(resource.get("resourceType"))[:64]
-
-
-def _bundle_resources(bundle: dict) -> list[dict]:
-    resources = []
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-            # search.mode=outcome OperationOutcomes are warnings about the search, not patient data
-            if resource["resourceType"] != "OperationOutcome":
-                resources.append(resource)
-    return resources
 
 
 def _check_status(status: int, *, authenticated: bool, what: str) -> None:

@@ -95,6 +95,18 @@ class PatientRecord:
         return [{"prefetchKey": key, "issue": result.error} for key, result in self.keys.items() if result.error]
 
 
+def bundle_resources(bundle: dict) -> list[dict]:
+    """The resources of a search Bundle's entries (prefetched or fetched), leniently read."""
+    resources = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
+            if resource["resourceType"] != "OperationOutcome":
+                resources.append(resource)
+    return resources
+
+
 def read_prefetch_value(value: Any) -> KeyResult:
     """Interpret one prefetch value that is present (None included)."""
     if value is None:
@@ -104,13 +116,7 @@ def read_prefetch_value(value: Any) -> KeyResult:
         return KeyResult(error="the client reported an error for this key (OperationOutcome)")
     if resource_type != "Bundle":
         return KeyResult(resources=[value])
-    resources = []
-    for entry in value.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-            # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
-            if resource["resourceType"] != "OperationOutcome":
-                resources.append(resource)
+    resources = bundle_resources(value)
     next_url = None
     for link in value.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
