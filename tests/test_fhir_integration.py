@@ -11,9 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -28,6 +25,7 @@ from cds_service.request_builder import request_from_resources
 from cds_service.services import services
 from cds_service.settings import Settings
 
+from ._processes import free_port, server_process
 from .conftest import NOW, PATIENT_VIEW, fired_rules, make_app
 
 pytest.importorskip("sekmet", reason="sekmet-fhir (the FHIR server of the integration test) is not installed")
@@ -36,12 +34,6 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "integration-token-5c1e"
 PATIENT_ID = "calc-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +58,9 @@ def sekmet(tmp_path_factory):
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from sekmet.cli import app; app()", "serve", "--config", str(config)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{base}/metadata", timeout=0.5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.poll() is not None else "(still running)"
-                raise RuntimeError(f"sekmet did not start: {output[-2000:]}")
-            time.sleep(0.1)
+    command = [sys.executable, "-c", "from sekmet.cli import app; app()", "serve", "--config", str(config)]
+    with server_process(command, f"{base}/metadata", name="sekmet", timeout=20, cwd=root, env=env):
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def at(delta: timedelta) -> str:

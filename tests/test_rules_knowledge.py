@@ -7,7 +7,7 @@ suggest" of RULES.md.
 
 import pytest
 
-from ._knowledge import by_id, cards_of, medication_texts, post_scenario, proposed, validate_r4b, variant, withheld
+from ._knowledge import by_id, cards_of, medication_texts, proposed, validate_r4b, variant, withheld
 from .conftest import evaluate_scenario, load_scenario, scenario_names
 
 KNOWLEDGE_SCENARIOS = [n for n in scenario_names() if n.split("-")[0] in {

@@ -633,23 +633,24 @@ def test_allowlisted_jku_supplies_a_key_the_static_set_lacks(issuers_file, keys)
 # --- the replay cache --------------------------------------------------------------------------------------------
 
 
-def test_replay_cache_is_thread_safe():
-    cache = ReplayCache()
+@pytest.mark.parametrize("kind, threads, jtis", [("memory", 8, 200), ("shared", 4, 50)])
+def test_both_replay_caches_are_thread_safe(kind, threads, jtis, tmp_path):
+    cache = ReplayCache() if kind == "memory" else SharedReplayCache(directory=str(tmp_path))
     wins = []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(threads)
 
     def race():
         barrier.wait()
-        for n in range(200):
+        for n in range(jtis):
             if cache.first_use(("i", str(n)), expires_at=1e12, now=0):
                 wins.append(n)
 
-    threads = [threading.Thread(target=race) for _ in range(8)]
-    for t in threads:
+    racers = [threading.Thread(target=race) for _ in range(threads)]
+    for t in racers:
         t.start()
-    for t in threads:
+    for t in racers:
         t.join()
-    assert sorted(wins) == list(range(200))  # each jti accepted exactly once
+    assert sorted(wins) == list(range(jtis))  # each jti accepted exactly once
 
 
 @pytest.mark.parametrize("kind", ["memory", "shared"])
@@ -685,23 +686,6 @@ def test_shared_replay_cache_catches_a_replay_sent_to_another_worker_process(tmp
     assert not cache.first_use(("i", "child"), 1e12, 0)  # and what the child saw is a replay here
 
 
-def test_shared_replay_cache_is_thread_safe(tmp_path):
-    cache = SharedReplayCache(directory=str(tmp_path))
-    wins = []
-    barrier = threading.Barrier(4)
-
-    def race():
-        barrier.wait()
-        for n in range(50):
-            if cache.first_use(("i", str(n)), expires_at=1e12, now=0):
-                wins.append(n)
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(wins) == list(range(50))
 
 
 def test_the_app_uses_the_shared_replay_cache(issuers_file):
