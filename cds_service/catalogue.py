@@ -29,6 +29,18 @@ def catalogue() -> list[dict]:
     return entries
 
 
+# What each format prints of an entry, in its order: (field, label). Absent optional fields are left out.
+_MARKDOWN_FIELDS = (("trigger", "**Trigger:**"), ("hooks", "**Hooks:**"), ("evidence", "**Evidence:**"),
+                    ("citation", "**Citation:**"), ("outsideArticle", "**Outside the article:**"),
+                    ("takesPrecedenceOver", "**Takes precedence over:**"))
+_TEXT_FIELDS = (("hooks", "hooks:    "), ("trigger", "trigger:  "), ("evidence", "evidence: "),
+                ("citation", "source:   "), ("outsideArticle", "note:     "), ("takesPrecedenceOver", "precedes: "))
+
+
+def _value(value) -> str:
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
 def render_catalogue(fmt: str = "text") -> str:
     entries = catalogue()
     if fmt == "json":
@@ -39,28 +51,11 @@ def render_catalogue(fmt: str = "text") -> str:
             lines.append(f"### {e['id']}: {e['title']}\n")
             if e.get("article"):
                 lines.append(f"> {e['article']}\n")
-            lines.append(f"- **Trigger:** {e['trigger']}")
-            lines.append(f"- **Hooks:** {', '.join(e['hooks'])}")
-            if e.get("evidence"):
-                lines.append(f"- **Evidence:** {e['evidence']}")
-            lines.append(f"- **Citation:** {e['citation']}")
-            if e.get("outsideArticle"):
-                lines.append(f"- **Outside the article:** {e['outsideArticle']}")
-            if e.get("takesPrecedenceOver"):
-                lines.append(f"- **Takes precedence over:** {', '.join(e['takesPrecedenceOver'])}")
-            lines.append("")
+            lines += [f"- {label} {_value(e[field])}" for field, label in _MARKDOWN_FIELDS if e.get(field)]
         else:
             lines.append(f"{e['id']}  {e['title']}")
-            lines.append(f"    hooks:    {', '.join(e['hooks'])}")
-            lines.append(f"    trigger:  {e['trigger']}")
-            if e.get("evidence"):
-                lines.append(f"    evidence: {e['evidence']}")
-            lines.append(f"    source:   {e['citation']}")
-            if e.get("outsideArticle"):
-                lines.append(f"    note:     {e['outsideArticle']}")
-            if e.get("takesPrecedenceOver"):
-                lines.append(f"    precedes: {', '.join(e['takesPrecedenceOver'])}")
-            lines.append("")
+            lines += [f"    {label}{_value(e[field])}" for field, label in _TEXT_FIELDS if e.get(field)]
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
