@@ -1,7 +1,10 @@
 """A tiny FHIR server on loopback for the fetch path: every request is answered after an injected delay.
 
-It serves one patient's resources: `Patient/<id>` reads, and `<Type>?patient=...` searches as searchset Bundles of
-every resource of that type (the service filters what it reads, as it does with a full prefetch). `Medication?_id=`
+It serves one patient's resources: `Patient/<id>` reads, and `<Type>?patient=...` searches as searchset Bundles, with
+the search parameters the service's templates use applied as a FHIR server applies them (the service sends no query
+that asks for everything: its templates name the LOINC codes, dialysis and referral codes, and statuses it reads):
+`code` and `status` as token searches (a comma is OR; `system|code`, `code` or `|code`), `_sort=-date` (newest first)
+and `_count` (a page, with a `next` link to the rest). Other parameters are ignored. `Medication?_id=`
 searches return the Medications asked for; `_include=MedicationRequest:medication` (and MedicationStatement) adds the
 Medications the matches reference, as search.mode "include" entries. A threaded HTTP/1.1 server with keep-alive, so
 that the service's parallel fetches are answered in parallel, like a real FHIR server; each answer leaves in one
@@ -16,7 +19,47 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+
+def _token_matches(concept, tokens: list[str]) -> bool:
+    """A FHIR token search on a CodeableConcept: any coding matches any of the tokens (`system|code`, `|code` for a
+    coding without a system, or `code` in any system)."""
+    codings = concept.get("coding", []) if isinstance(concept, dict) else []
+    for token in tokens:
+        system, bar, code = token.rpartition("|")
+        for coding in codings:
+            if coding.get("code") == code and (not bar or coding.get("system", "") == system):
+                return True
+    return False
+
+
+def _date(resource: dict) -> str:
+    """What `_sort=date` sorts on: an Observation's effective time, an Encounter's or Procedure's period start."""
+    for value in (resource.get("effectiveDateTime"), (resource.get("effectivePeriod") or {}).get("start"),
+                  resource.get("issued"), (resource.get("period") or {}).get("start"), resource.get("authoredOn"),
+                  resource.get("performedDateTime"), (resource.get("performedPeriod") or {}).get("start")):
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def search(resources: list[dict], params: dict[str, list[str]]) -> list[dict]:
+    """The resources that match the search parameters the service's templates use (see the module's docstring)."""
+    found = resources
+    ids = params.get("_id")
+    if ids:
+        wanted = set(",".join(ids).split(","))
+        found = [r for r in found if r.get("id") in wanted]
+    for value in params.get("code", []):
+        tokens = value.split(",")
+        found = [r for r in found if _token_matches(r.get("code"), tokens)]
+    for value in params.get("status", []):
+        statuses = set(value.split(","))
+        found = [r for r in found if r.get("status") in statuses]
+    if params.get("_sort") == ["-date"]:
+        found = sorted(found, key=_date, reverse=True)
+    return found
 
 
 class FhirServer:
@@ -77,19 +120,21 @@ class FhirServer:
                     {"severity": "error", "code": "not-found"}]}).encode()
             body = json.dumps(match[0]).encode()
         elif len(segments) == 1:  # a search
-            found = self.by_type.get(segments[0], [])
             params = parse_qs(parts.query)
-            ids = params.get("_id")
-            if ids:
-                wanted = set(",".join(ids).split(","))
-                found = [r for r in found if r.get("id") in wanted]
-            entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
+            found = search(self.by_type.get(segments[0], []), params)
+            offset = int(params.get("_offset", ["0"])[0])
+            count = int(params["_count"][0]) if "_count" in params else len(found)
+            page = found[offset:offset + count]
+            entries = [{"resource": r, "search": {"mode": "match"}} for r in page]
             if f"{segments[0]}:medication" in params.get("_include", []):
-                referenced = {r.get("medicationReference", {}).get("reference", "").rpartition("/")[2] for r in found}
+                referenced = {r.get("medicationReference", {}).get("reference", "").rpartition("/")[2] for r in page}
                 entries += [{"resource": m, "search": {"mode": "include"}}
                             for m in self.by_type.get("Medication", []) if m.get("id") in referenced - {""}]
-            body = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(found),
-                               "entry": entries}).encode()
+            bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}
+            if offset + count < len(found):
+                rest = {**params, "_offset": [str(offset + count)]}
+                bundle["link"] = [{"relation": "next", "url": f"{self.url}/{segments[0]}?{urlencode(rest, doseq=True)}"}]
+            body = json.dumps(bundle).encode()
         else:
             return 400, b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}'
         self._cache[path] = body
