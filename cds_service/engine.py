@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .facts import PatientFacts
+from .json_text import canonical_json
 from .response import build_card, provenance
 from .rules import Context, Recommendation, Rule, gate, registry
 
@@ -130,7 +130,7 @@ def evaluate(facts: PatientFacts, ctx: Context, *, service_id: str) -> Evaluatio
 def _identity(service_id: str, patient_id: str, key: str, recommendations: list[Recommendation]) -> str:
     # Same data -> same uuid; different evidence (a new lab value) -> a new card uuid.
     digest = hashlib.sha256(
-        json.dumps([(r.rule_id, r.summary, r.evidence) for r in recommendations], sort_keys=True, default=str).encode()
+        canonical_json([(r.rule_id, r.summary, r.evidence) for r in recommendations])
     ).hexdigest()[:16]
     return f"{service_id}|{patient_id}|{key}|{digest}"
 
@@ -230,7 +230,7 @@ def _suggestion_identity(suggestion: dict) -> tuple:
         resource = action.get("resource") or {}
         concept = resource.get("code") or resource.get("medicationCodeableConcept") or {}
         if resource.get("resourceType") == "NutritionOrder":
-            concept = {"text": json.dumps(resource.get("oralDiet", {}), sort_keys=True)}
+            concept = {"text": canonical_json(resource.get("oralDiet", {})).decode()}
         codes = tuple(sorted(f"{c.get('system')}|{c.get('code')}" for c in concept.get("coding", [])))
         identity.append((action.get("type"), resource.get("resourceType"), action.get("resourceId"),
                          codes or concept.get("text")))

@@ -32,3 +32,12 @@ def dump_json(value: Any) -> bytes:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The same bytes for equal values whatever the order of their keys (sorted), for hashing and cache keys;
+    anything orjson cannot write natively (a Decimal, an integer beyond 64 bits) is written as its str()."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"), ensure_ascii=False).encode()

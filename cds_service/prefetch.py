@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import BadRequest, PreconditionFailed
-from .medications import unresolved_medication_references
+from .medications import MEDICATION_TYPES, unresolved_medication_references
 from .protocol import HookRequest
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -170,19 +170,15 @@ def gather(
             missing=missing_required,
             details=[f"{key}: {keys[key].error}" for key in missing_required],
         )
-    _check_patient(request, keys)
-    _resolve_medications(request, keys, fetcher)
-
     resources: list[dict] = []
+    by_type: dict[str, list[dict]] = {}
     seen: set[tuple[str, str]] = set()
     for result in keys.values():
-        for resource in result.resources:
-            identity = (resource.get("resourceType"), resource.get("id"))
-            if identity[1] is not None:
-                if identity in seen:
-                    continue
-                seen.add(identity)
-            resources.append(resource)
+        _add_unique(result.resources, resources, by_type, seen)
+    _check_patient(request, by_type.get("Patient", []))
+    medication_data = [r for t in ("Medication", *MEDICATION_TYPES) for r in by_type.get(t, [])]
+    if _resolve_medications(request, keys, fetcher, medication_data):
+        _add_unique(keys[MEDICATION_KEY].resources, resources, by_type, seen)
     missing_optional = sorted(key for key, result in keys.items() if result.error and key not in required)
     return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
 
@@ -193,23 +189,37 @@ def _draft_resources(request: HookRequest) -> list[dict]:
     return [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
-def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None) -> None:
-    references = unresolved_medication_references(
-        (r for result in keys.values() for r in result.resources), drafts=_draft_resources(request)
-    )
+def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
+                seen: set[tuple[str, str]]) -> None:
+    """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
+    for resource in found:
+        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        if resource_id is not None:
+            if (resource_type, resource_id) in seen:
+                continue
+            seen.add((resource_type, resource_id))
+        resources.append(resource)
+        by_type.setdefault(resource_type, []).append(resource)
+
+
+def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None,
+                         medication_data: list[dict]) -> bool:
+    """Look for the Medications that medicationReferences name and the record lacks (`medication_data`: its
+    Medications, MedicationRequests and MedicationStatements); True when some were looked for (MEDICATION_KEY)."""
+    references = unresolved_medication_references(medication_data, drafts=_draft_resources(request))
     if not references:
-        return
+        return False
     fetch_medications = getattr(fetcher, "fetch_medications", None)
     if fetch_medications is None or not request.fhir_server:
         why = "no fhirServer to fetch them from" if not request.fhir_server else "this service does not fetch them"
         keys[MEDICATION_KEY] = KeyResult(error=f"referenced but not in the prefetch, and {why}: " + ", ".join(references))
-        return
+        return True
     keys[MEDICATION_KEY] = fetch_medications(request, references)
+    return True
 
 
-def _check_patient(request: HookRequest, keys: dict[str, KeyResult]) -> None:
+def _check_patient(request: HookRequest, patients: list[dict]) -> None:
     """A Patient resource for another patient than context.patientId means the request is inconsistent."""
-    for result in keys.values():
-        for resource in result.resources:
-            if resource.get("resourceType") == "Patient" and resource.get("id") not in (None, request.patient_id):
-                raise BadRequest("the prefetched Patient is not context.patientId")
+    for resource in patients:
+        if resource.get("id") not in (None, request.patient_id):
+            raise BadRequest("the prefetched Patient is not context.patientId")

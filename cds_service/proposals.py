@@ -6,13 +6,14 @@ pointing at the Condition that made the rule fire, and a dose only where the art
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any, Iterable
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.nutritionorder import NutritionOrder
 from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from .json_text import canonical_json, parse_json
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -30,10 +31,10 @@ _TIME_PLACEHOLDER = "2000-01-01T00:00:00+00:00"
 
 
 @lru_cache(maxsize=2048)
-def _validated_shape(resource_type: str, shape_json: str) -> str:
+def _validated_shape(resource_type: str, shape_json: bytes) -> str:
     """The proposal's shape validated with the R4B models, once per shape; as JSON without unset fields (no nulls
     or empty values, per the CDS Hooks JSON rules)."""
-    return _MODELS[resource_type].model_validate(json.loads(shape_json)).model_dump_json()
+    return _MODELS[resource_type].model_validate(parse_json(shape_json)).model_dump_json()
 
 
 def _build(data: dict[str, Any], *, patient_field: str, patient_id: str, reasons: list[dict[str, str]],
@@ -44,7 +45,7 @@ def _build(data: dict[str, Any], *, patient_field: str, patient_id: str, reasons
         data["reasonReference"] = _REASON_PLACEHOLDER
     if time_field:
         data[time_field] = _TIME_PLACEHOLDER
-    proposal = json.loads(_validated_shape(data["resourceType"], json.dumps(data, sort_keys=True)))
+    proposal = parse_json(_validated_shape(data["resourceType"], canonical_json(data)))
     proposal[patient_field] = {"reference": f"Patient/{patient_id}"}
     if reasons:
         proposal["reasonReference"] = reasons

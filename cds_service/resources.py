@@ -267,17 +267,25 @@ def _is_lab_result(codes: list[str], terms: Terminology) -> bool:
     )
 
 
-def _outside_lab_window(codes: list[str], resource: dict, terms: Terminology, now: datetime) -> bool:
+def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """Each analyte's look-back window at `now` (labs.LabPanel.in_window: its days back, up to one hour ahead)."""
+    ahead = now + LAB_WINDOW_AHEAD
+    return {name: (now - timedelta(days=analyte.window_days), ahead) for name, analyte in terms.labs.items()}
+
+
+def _outside_lab_window(codes: list[str], resource: dict, terms: Terminology,
+                        windows: dict[str, tuple[datetime, datetime]]) -> bool:
     """True when no rule can read this Observation because of its date: it is a lab result (the first LOINC code with
     an analyte decides, as in labs.build_panel), it is no coded observation the facts read, and it is dated outside
-    its analyte's look-back window."""
+    its analyte's look-back window (`windows`, from lab_windows)."""
     analyte = next((name for name in map(terms.analyte_for_loinc, codes) if name is not None), None)
     if analyte is None or any(terms.observation_for_loinc(code) for code in codes):
         return False
     effective = observation_effective(resource)
     if effective is None:
         return False
-    return not (now - timedelta(days=terms.labs[analyte].window_days) <= effective <= now + LAB_WINDOW_AHEAD)
+    start, end = windows[analyte]
+    return not (start <= effective <= end)
 
 
 # Types whose resources the rules read only through a value set, with the fields they match on: one matching nothing
@@ -298,6 +306,7 @@ def select_and_validate(
     """The resources the rules read, validated. With `now` (the evaluation time), lab Observations outside their
     look-back window are left out before validation (see the module's docstring)."""
     selected = SelectedResources()
+    windows = lab_windows(terms, now) if now is not None else None
     for resource in resources:
         resource_type = resource.get("resourceType")
         if resource_type not in RELEVANT_TYPES:
@@ -307,7 +316,7 @@ def select_and_validate(
             codes = _loinc_codes_read(resource, terms.read_loinc_codes)
             if not codes:  # most Observations of a record (vital signs, other labs): rejected here, cheaply
                 continue
-            if now is not None and _outside_lab_window(codes, resource, terms, now):
+            if windows is not None and _outside_lab_window(codes, resource, terms, windows):
                 continue
             lab = _is_lab_result(codes, terms)
         elif resource_type in _READ_BY_VALUE_SET and not any(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.json_text import parse_json
+from cds_service.json_text import canonical_json, parse_json
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -99,3 +99,20 @@ def test_what_orjson_cannot_write_is_written_by_the_standard_library():
     assert json.loads(dump_json({"big": 2**70, 1: "a"})) == {"big": 2**70, "1": "a"}
     assert dump_json({"x": float("inf")}) == b'{"x":null}', "valid JSON, where json.dumps wrote Infinity"
     assert dump_json({"text": "caf\u00e9 \u2265 2"}) == '{"text":"caf\u00e9 \u2265 2"}'.encode("utf-8")
+
+
+@given(st.dictionaries(st.text(max_size=8), FINITE_JSON_VALUES, max_size=6))
+def test_canonical_json_is_the_same_whatever_the_key_order_and_reads_back(value):
+    reordered = dict(reversed(list(value.items())))
+    assert canonical_json(value) == canonical_json(reordered)
+    assert json.loads(canonical_json(value)) == value
+
+
+def test_canonical_json_writes_what_json_cannot_as_its_str():
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    when = datetime(2026, 3, 14, 15, 9, tzinfo=timezone.utc)
+    assert json.loads(canonical_json({"b": Decimal("1.50"), "a": when})) == {"a": when.isoformat(), "b": "1.50"}
+    assert canonical_json({"n": 2**70}) == b'{"n":1180591620717411303424}'
+    assert canonical_json({1: "x"}) != canonical_json({2: "x"})
