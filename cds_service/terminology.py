@@ -33,6 +33,12 @@ _SYSTEM_ALIASES = {
 }
 
 
+# A text's word matches depend on the text alone, and the texts of a population's records are few (a code's display
+# is the same for every patient), so they are remembered, up to this many per table; past it the memo starts afresh.
+# (Codes are looked up in dicts and need no memo.)
+TEXT_MEMO_SIZE = 4096
+
+
 def system_key(system: str | None) -> str | None:
     return _SYSTEM_ALIASES.get(system or "")
 
@@ -91,6 +97,7 @@ class ValueSet:
             else None
         )
         self._systems = systems
+        self._text_memo: dict[str, str | None] = {}
 
     def has_unverified_codes(self) -> bool:
         return any(entry.get("status") == "UNVERIFIED" for entry in self.codes)
@@ -119,11 +126,20 @@ class ValueSet:
     def match_text(self, text: str | None) -> str | None:
         if not text or self._word_pattern is None or not isinstance(text, str):
             return None
+        try:
+            return self._text_memo[text]
+        except KeyError:
+            pass
         lowered = text.lower()
         if self._exclude_pattern is not None and self._exclude_pattern.search(lowered):
-            return None
-        found = self._word_pattern.search(lowered)
-        return found.group(1) if found else None
+            word = None
+        else:
+            found = self._word_pattern.search(lowered)
+            word = found.group(1) if found else None
+        if len(self._text_memo) >= TEXT_MEMO_SIZE:
+            self._text_memo.clear()
+        self._text_memo[text] = word
+        return word
 
     def match_concept(self, concept: Any) -> Match | None:
         """Match a CodeableConcept (dict); tolerate a list of them, a bare string or junk."""
@@ -196,6 +212,7 @@ class Terminology:
         # that starts there in the text is the word's own first run of letters: index words by that run, and a text
         # is looked up by its runs of letters (a few set lookups, not a substring search per word).
         self._word_index: dict[str, list[tuple[str, set[str]]]] = {}
+        self._text_candidates: dict[str, frozenset[str]] = {}
         for name, vs in self.value_sets.items():
             for entry in vs.codes:
                 system, code = entry["system"], normalise_code(entry["system"], entry["code"])
@@ -245,14 +262,27 @@ class Terminology:
                     if norm.startswith(prefix):
                         found.add(name)
         if texts:
-            lowered = " ".join(texts).lower()
-            runs = {match.group() for match in _LETTERS.finditer(lowered)}
-            runs.add("")  # words that do not start with a letter (none today) are looked for anywhere
-            for run in runs:
-                for word, names in self._word_index.get(run, ()):
-                    if word in lowered:
-                        found |= names
+            found |= self._candidates_for_text(" ".join(texts))
         return found
+
+    def _candidates_for_text(self, text: str) -> frozenset[str]:
+        """The value sets one of whose words a text could hold (see candidate_value_sets), remembered per text."""
+        try:
+            return self._text_candidates[text]
+        except KeyError:
+            pass
+        lowered = text.lower()
+        found: set[str] = set()
+        runs = {match.group() for match in _LETTERS.finditer(lowered)}
+        runs.add("")  # words that do not start with a letter (none today) are looked for anywhere
+        for run in runs:
+            for word, names in self._word_index.get(run, ()):
+                if word in lowered:
+                    found |= names
+        if len(self._text_candidates) >= TEXT_MEMO_SIZE:
+            self._text_candidates.clear()
+        result = self._text_candidates[text] = frozenset(found)
+        return result
 
     def value_set(self, name: str) -> ValueSet:
         try:
@@ -297,6 +327,11 @@ TERMINOLOGY_FILES = ("terminology.json", "terminology-medications.json")
 @lru_cache(maxsize=1)
 def terminology() -> Terminology:
     """The terminology, parsed once per process (it is read-only)."""
+    return load_terminology()
+
+
+def load_terminology() -> Terminology:
+    """The bundled code tables, read and built anew (terminology() keeps one for the process)."""
     merged: dict = {}
     for name in TERMINOLOGY_FILES:
         path = bundled_data_path(name)

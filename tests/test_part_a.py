@@ -310,3 +310,39 @@ def test_the_candidate_index_never_misses_a_word_in_any_text(parts):
     for concept in ({"text": "".join(parts)}, {"text": " ".join(parts)}, {"coding": [{"display": "".join(parts)}]}):
         really = {name for name, vs in terms.value_sets.items() if vs.match_concept(concept) is not None}
         assert really <= terms.candidate_value_sets(concept), concept
+
+
+def _fresh_terminology():
+    """A Terminology built anew from the bundled tables: nothing remembered yet."""
+    from cds_service.terminology import load_terminology
+
+    return load_terminology()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_ALL_WORDS), st.text(alphabet="abcdeiloprstuy -,(/)0123456789\u00e9", max_size=12)),
+                min_size=1, max_size=6))
+def test_remembered_text_matches_are_the_matches_a_fresh_table_finds(parts):
+    # The text memos (terminology.TEXT_MEMO_SIZE) must never change an answer: the shared tables, asked before about
+    # many texts, answer as tables that have seen none, for candidates and for every value set's word match.
+    from cds_service.terminology import terminology
+
+    warm, fresh = terminology(), _fresh_terminology()
+    for text in ("".join(parts), " ".join(parts), " ".join(parts).upper()):
+        concept = {"text": text, "coding": [{"display": text[::-1]}]}
+        assert warm.candidate_value_sets(concept) == fresh.candidate_value_sets(concept)
+        for name, vs in warm.value_sets.items():
+            assert vs.match_text(text) == fresh.value_sets[name].match_text(text), (name, text)
+            assert vs.match_text(text) == vs.match_text(text)
+
+
+def test_the_text_memos_stay_bounded():
+    from cds_service.terminology import TEXT_MEMO_SIZE
+
+    terms = _fresh_terminology()
+    vs = terms.value_set("calcinosis-cutis")
+    for n in range(TEXT_MEMO_SIZE + 10):
+        terms.candidate_value_sets({"text": f"calcinosis note {n}"})
+        vs.match_text(f"calcinosis note {n}")
+    assert 0 < len(terms._text_candidates) <= TEXT_MEMO_SIZE and 0 < len(vs._text_memo) <= TEXT_MEMO_SIZE
+    assert vs.match_text("calcinosis note 3") == "calcinosis"
