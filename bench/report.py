@@ -19,6 +19,20 @@ def ratio(entry: dict, connections: int, field: str = "p50_ms", baseline: str = 
     return service[field] / baseline[field]
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def paired_ratio(entry: dict) -> tuple[float, float, float, int] | None:
+    """(median, lowest, highest, pairs) of the paired rounds' p50 ratios service/baseline at c=1, if any."""
+    ratios = [pair["ratio"] for pair in entry.get("paired_rounds", []) if pair.get("ratio")]
+    if not ratios:
+        return None
+    return median(ratios), min(ratios), max(ratios), len(ratios)
+
+
 def _errors(run: dict) -> str:
     detail = ", ".join(f"{kind} {count}" for kind, count in sorted(run.get("error_detail", {}).items()))
     return f"{run['errors']} ({detail})" if run["errors"] else "0"
@@ -35,8 +49,15 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     for entry in results["sizes"]:
         if entry["size"] in ("typical", "large"):
             r = ratio(entry, 1)
-            out.append((f"p50 service/baseline <= {P50_RATIO_TARGET} ({entry['size']}, c=1)",
-                        f"{r:.2f}" if r else "?", r is not None and r <= P50_RATIO_TARGET))
+            paired = paired_ratio(entry)
+            if paired:  # judged on the median of the paired rounds; the single long run is shown beside it
+                median_ratio, low, high, pairs = paired
+                out.append((f"p50 service/baseline <= {P50_RATIO_TARGET} ({entry['size']}, c=1)",
+                            f"{median_ratio:.2f} (median of {pairs} paired rounds, {low:.2f}-{high:.2f}; "
+                            f"one long run each: {f'{r:.2f}' if r else '?'})", median_ratio <= P50_RATIO_TARGET))
+            else:
+                out.append((f"p50 service/baseline <= {P50_RATIO_TARGET} ({entry['size']}, c=1)",
+                            f"{r:.2f}" if r else "?", r is not None and r <= P50_RATIO_TARGET))
             if (r := ratio(entry, 1, baseline="baseline-orjson")) is not None:
                 # A reference, not a target: the baseline parsing with orjson, as the service does.
                 out.append((f"(reference) p50 service/baseline-orjson ({entry['size']}, c=1)", f"{r:.2f}", None))
@@ -87,6 +108,13 @@ def markdown(results: dict) -> str:
                 f"{f'**{r:.2f}**' if r else ''} |"
             )
     lines.append("")
+    for entry in results["sizes"]:
+        if (paired := paired_ratio(entry)) is not None:
+            pairs = entry["paired_rounds"]
+            lines.append(
+                f"- {entry['size']}, paired rounds at c=1 (baseline and service back to back, alternating order): p50 "
+                f"ratio median **{paired[0]:.2f}** over {paired[3]} pairs (" +
+                ", ".join(f"{p['baseline']['p50_ms']:.1f}/{p['service']['p50_ms']:.1f} ms" for p in pairs) + ").")
     for entry in results["sizes"]:
         lines.append(f"- {entry['size']}: {entry['source']}; {entry.get('cards', '?')} cards "
                      f"({', '.join(entry.get('rules', []))}); first call of a fresh worker "

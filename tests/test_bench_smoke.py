@@ -63,6 +63,10 @@ def test_bench_smoke_run_prints_a_table_without_errors(tmp_path):
         ("service", 1), ("baseline", 1), ("baseline-orjson", 1), ("service", 2), ("baseline", 2)}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in small["runs"])
     assert small["cards"] > 0
+    # The paired rounds (baseline and service back to back, alternating order) that the c=1 targets are judged on.
+    assert len(small["paired_rounds"]) == 2
+    assert all(pair["ratio"] > 0 and pair["service"]["errors"] == pair["baseline"]["errors"] == 0
+               for pair in small["paired_rounds"])
     assert results["fetch"]["measured"], results["fetch"].get("reason")
     assert results["fetch"]["errors"] == 0
     assert (tmp_path / "report.md").read_text().count("|") > 20
