@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from .fhir_values import parse_datetime, resource_label
 from .medications import is_active
 from .terminology import Terminology, system_key
+from .validated_elements import MEMO, shared_fields
 
 # The resource types the facts are built from; anything else in a prefetch Bundle is ignored.
 RELEVANT_TYPES = frozenset(
@@ -200,6 +201,13 @@ def validate(resource: dict) -> str | None:
     if issue is not None:
         return issue
     try:
+        klass = model_class(part["resourceType"])
+        # Concepts and references already validated elsewhere are handed over validated (validated_elements.py).
+        klass.model_validate(MEMO.with_validated_elements(klass, part))
+        return None
+    except (ValidationError, ValueError, TypeError, RecursionError):
+        pass  # invalid somewhere: validated again the plain way below, so that the report reads as it always has
+    try:
         model_class(part["resourceType"]).model_validate(part)
     except ValidationError as error:
         return _validation_issue(error)
@@ -361,6 +369,7 @@ def warm_up() -> None:
     seen: set[type] = set()
     for resource_type in RELEVANT_TYPES:
         _load_element_models(model_class(resource_type), seen)
+        shared_fields(model_class(resource_type))
 
 
 def _load_element_models(klass: type, seen: set[type]) -> None:
