@@ -8,6 +8,7 @@ A rule never reads raw FHIR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import wraps
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable
 
@@ -25,6 +26,24 @@ EXCLUDED_ENCOUNTER = frozenset({"cancelled", "entered-in-error"})
 EXCLUDED_REFERRAL = frozenset({"entered-in-error", "revoked"})
 RECENT_CARE_DAYS = 365  # a referral or specialist encounter this recent means "already referred" (RULES.md R17, §3.15)
 RECURRENT_INFECTION_DAYS = 365  # A8: two or more skin infections in the past 12 months = recurrent
+
+
+def remembered(method: Callable) -> Callable:
+    """A fact worked out once per call: PatientFacts describes one call's data, which do not change within it, and the
+    rules ask for the same facts many times (renal insufficiency, the calcium measure...). What it returns is shared
+    by every rule that asks, so it is immutable: a Finding, a LabResult, a tuple, a string or None."""
+    name = method.__name__
+
+    @wraps(method)
+    def remembering(self, *args, **kwargs):
+        key = (name, args, tuple(kwargs.items())) if kwargs else (name, args)
+        try:
+            return self._remembered[key]
+        except KeyError:
+            value = self._remembered[key] = method(self, *args, **kwargs)
+            return value
+
+    return remembering
 
 
 def _status_code(concept: Any) -> str | None:
@@ -125,6 +144,7 @@ class PatientFacts:
     _all_condition_matches: dict[str, list[tuple[ConditionFact, Match]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _remembered: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from .resources import ValidateOnRead
@@ -187,20 +207,23 @@ class PatientFacts:
         return [key for key in keys if key in self.missing_keys]
 
     # ---------- conditions ----------
-    def conditions_in(self, value_set: str, *, active_only: bool = True) -> list[tuple[ConditionFact, Match]]:
+    @remembered
+    def conditions_in(self, value_set: str, *, active_only: bool = True) -> tuple[tuple[ConditionFact, Match], ...]:
         # The rules ask about the same value sets many times in one call: match each Condition once per value set.
         matches = self._condition_matches.get(value_set)
         if matches is None:
             self.terms.value_set(value_set)  # an unknown name is an error, even when no Condition could match it
             matches = [(c, m) for c, m in self._matches_of_all_conditions().get(value_set, []) if self._valid_condition(c)]
             self._condition_matches[value_set] = matches
-        return [(c, m) for c, m in matches if c.active or not active_only]
+        return tuple((c, m) for c, m in matches if c.active or not active_only)
 
+    @remembered
     def has_condition(self, value_set: str) -> Finding:
         found = self.conditions_in(value_set)
         return Finding(bool(found), tuple(condition_evidence(c, m) for c, m in found))
 
-    def gate_conditions(self) -> list[ConditionFact]:
+    @remembered
+    def gate_conditions(self) -> tuple[ConditionFact, ...]:
         """The active calcinosis, calciphylaxis and tumoral calcinosis Conditions that pass gate G0."""
         seen, out = set(), []
         for value_set in ("calcinosis-cutis", "calciphylaxis", "tumoral-calcinosis"):
@@ -208,8 +231,9 @@ class PatientFacts:
                 if condition.reference not in seen:
                     seen.add(condition.reference)
                     out.append(condition)
-        return out
+        return tuple(out)
 
+    @remembered
     def calcinosis_described_as(self, value_set: str) -> Finding:
         """A word of `value_set` (e.g. "ulcerated", "painful") in the text of the calcinosis Condition itself."""
         vs = self.terms.value_set(value_set)
@@ -225,6 +249,7 @@ class PatientFacts:
                     break
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def recurrent(self, value_set: str, *, episodes: int = 2, days: int = RECURRENT_INFECTION_DAYS) -> Finding:
         """A8: `episodes` or more Conditions of `value_set` (active or resolved, never refuted or entered in error)
         with onset (else recorded date) in the past `days`. Conditions on the same day count as one episode; an
@@ -255,6 +280,7 @@ class PatientFacts:
     def latest_lab(self, analyte: str) -> LabResult | None:
         return self.labs.latest(analyte)
 
+    @remembered
     def lab_high(self, analyte: str) -> Finding:
         """Latest result in its window is high (A3)."""
         result = self.labs.latest(analyte)
@@ -263,6 +289,7 @@ class PatientFacts:
         assessment = assess_high(result, self.age_years)
         return Finding(bool(assessment.high), ({**result.evidence(), "assessment": assessment.basis},))
 
+    @remembered
     def lab_above(self, analyte: str, threshold: float) -> Finding:
         """Latest result in its window exceeds a fixed threshold in the analyte's canonical unit."""
         result = self.labs.latest(analyte)
@@ -276,6 +303,7 @@ class PatientFacts:
         same_day = self.labs.in_window("albumin", where=lambda albumin: albumin.effective.date() == result.effective.date())
         return same_day[0] if same_day else None
 
+    @remembered
     def corrected_calcium(self) -> LabResult | None:
         """The latest total calcium corrected by a same-day albumin: Ca + 0.8 x (4.0 - albumin g/dL), "calculated"."""
         total = self.labs.latest("calcium")
@@ -297,6 +325,7 @@ class PatientFacts:
             calculated=True,
         )
 
+    @remembered
     def calcium_measure(self) -> LabResult | None:
         """The calcium value to judge hypercalcemia by: ionized first (most reliable), then a lab-reported corrected
         calcium, then total calcium corrected by a same-day albumin (calculated), then total calcium."""
@@ -305,6 +334,7 @@ class PatientFacts:
                 return result
         return self.corrected_calcium() or self.labs.latest("calcium")
 
+    @remembered
     def calcium_high(self) -> Finding:
         result = self.calcium_measure()
         if result is None:
@@ -312,6 +342,7 @@ class PatientFacts:
         assessment = assess_high(result, self.age_years)
         return Finding(bool(assessment.high), ({**result.evidence(), "assessment": assessment.basis},))
 
+    @remembered
     def calcium_phosphate_product(self) -> tuple[float, LabResult, LabResult] | None:
         """Ca x P in mg2/dL2 (A3, R23): the latest phosphate in its window, times a total calcium (else a
         lab-reported corrected calcium) drawn within one day of it, both converted to mg/dL. None when the latest
@@ -330,6 +361,7 @@ class PatientFacts:
                 return calcium.value * phosphate.value, calcium, phosphate
         return None
 
+    @remembered
     def hyperphosphatemia(self) -> Finding:
         """R04, R18: the latest phosphate (90 days) is high (A3); or a specific diagnosis of hyperphosphatemia
         (SNOMED 20165001 or the word; never E83.39 alone, which also covers other phosphorus disorders) that no
@@ -351,6 +383,7 @@ class PatientFacts:
             specific.append({"note": "no phosphate result in the last 90 days to confirm it"})
         return Finding(True, tuple(specific))
 
+    @remembered
     def hypercalcemia(self) -> Finding:
         """R01, R19: the calcium measure (ionized > corrected > total) is high (A3); or a hypercalcemia diagnosis
         (E83.52, SNOMED 66931009, the word) that no recent calcium contradicts."""
@@ -368,6 +401,7 @@ class PatientFacts:
             evidence.append({"note": "no calcium result in the last 90 days to confirm it"})
         return Finding(True, tuple(evidence))
 
+    @remembered
     def calcium_above(self, threshold_mg_dl: float) -> Finding:
         """Total calcium, corrected where possible (lab-reported, else calculated from a same-day albumin), above an
         absolute threshold in mg/dL, at any age (R19's critical value 12.0 mg/dL). Ionized calcium is not compared
@@ -377,6 +411,7 @@ class PatientFacts:
             return Finding(False)
         return Finding(True, ({**result.evidence(), "threshold": f"> {threshold_mg_dl:g} mg/dL"},))
 
+    @remembered
     def dystrophic_context(self) -> Finding:
         """R02, R08a: dystrophic calcinosis is likely: the Condition says dystrophic, or a connective-tissue disease
         is present, or the latest calcium and phosphate were both measured and not high (A3)."""
@@ -398,7 +433,8 @@ class PatientFacts:
         return Finding(False)
 
     # ---------- medications ----------
-    def medications_in(self, value_set: str, *, include_drafts: bool = True) -> list[tuple[MedicationFact, Match]]:
+    @remembered
+    def medications_in(self, value_set: str, *, include_drafts: bool = True) -> tuple[tuple[MedicationFact, Match], ...]:
         vs = self.terms.value_set(value_set)
         pool = self.medications + (self.draft_orders if include_drafts else [])
         found = []
@@ -408,17 +444,19 @@ class PatientFacts:
             # context, are read leniently on purpose: see orders.py).
             if match is not None and (medication.draft or self._valid_resource(medication.resource, medication.reference)):
                 found.append((medication, match))
-        return found
+        return tuple(found)
 
     def has_value_set(self, name: str) -> bool:
         return name in self.terms.value_sets
 
+    @remembered
     def taking(self, value_set: str) -> Finding:
         """An active medication of the record (not a draft order) in the value set."""
         found = self.medications_in(value_set, include_drafts=False)
         return Finding(bool(found), tuple(m.evidence(match) for m, match in found))
 
     # ---------- allergies, referrals, encounters ----------
+    @remembered
     def allergy_to(self, value_set: str) -> Finding:
         """An AllergyIntolerance (allergy or intolerance) to a substance of the value set; inactive, resolved,
         refuted and entered-in-error records do not count. Unconfirmed ones do (a safety exclusion)."""
@@ -442,6 +480,7 @@ class PatientFacts:
                     break
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def recent_referral(self, snomed_code: str, *, days: int = RECENT_CARE_DAYS) -> str | None:
         """A ServiceRequest with this SNOMED CT code authored in the last `days` (not entered in error or revoked)."""
         since = self.now - timedelta(days=days)
@@ -459,6 +498,7 @@ class PatientFacts:
                 return resource_label(request)
         return None
 
+    @remembered
     def recent_encounter(self, value_set: str, *, days: int = RECENT_CARE_DAYS) -> str | None:
         """An Encounter whose serviceType or type is in the value set, started in the last `days` or planned."""
         vs = self.terms.value_set(value_set)
@@ -476,6 +516,7 @@ class PatientFacts:
         return None
 
     # ---------- shared clinical judgements ----------
+    @remembered
     def calcinosis(self) -> Finding:
         """Gate G0 (A1): an active calcinosis cutis, calciphylaxis or tumoral calcinosis Condition."""
         evidence = []
@@ -483,12 +524,15 @@ class PatientFacts:
             evidence.extend(condition_evidence(c, m) for c, m in self.conditions_in(value_set))
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def calciphylaxis(self) -> Finding:
         return self.has_condition("calciphylaxis")
 
+    @remembered
     def tumoral_calcinosis(self) -> Finding:
         return self.has_condition("tumoral-calcinosis")
 
+    @remembered
     def dialysis(self) -> Finding:
         evidence = [condition_evidence(c, m) for c, m in self.conditions_in("dialysis")]
         vs = self.terms.value_set("dialysis")
@@ -500,6 +544,7 @@ class PatientFacts:
                 evidence.append({"reference": resource_label(procedure), **match.as_evidence()})
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def renal_insufficiency(self) -> Finding:
         """A4: latest eGFR < 60 (365 days), an RI condition (including acute kidney injury, which counts for drug
         safety, RULES.md §3.9), or dialysis. CKD stages 1-2 alone are not RI. In a child an eGFR below 60 still
@@ -510,6 +555,7 @@ class PatientFacts:
         evidence.extend(self.dialysis().evidence)
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def severe_renal_insufficiency(self) -> Finding:
         """A4: eGFR < 30, CKD 4-5 / ESRD, or dialysis."""
         evidence = list(self.egfr_below(30.0).evidence)
@@ -517,12 +563,14 @@ class PatientFacts:
         evidence.extend(self.dialysis().evidence)
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def lab_below(self, analyte: str, threshold: float) -> Finding:
         result = self.labs.latest(analyte)
         if result is None or result.value >= threshold:
             return Finding(False)
         return Finding(True, ({**result.evidence(), "threshold": f"< {threshold:g} {result.unit}"},))
 
+    @remembered
     def egfr_below(self, threshold: float) -> Finding:
         found = self.lab_below("egfr", threshold)
         if found and self.is_child:
@@ -530,6 +578,7 @@ class PatientFacts:
             return Finding(True, (item,))
         return found
 
+    @remembered
     def pregnant(self) -> Finding:
         """A9: an active pregnancy Condition (Z33.1, O00-O9A, Z3A, SNOMED 77386006, or the words), or a latest
         pregnancy-status Observation (LOINC 82810-3, final/amended/corrected, within its window) answered
@@ -541,6 +590,7 @@ class PatientFacts:
             evidence.append(status[1])
         return Finding(bool(evidence), tuple(evidence))
 
+    @remembered
     def pregnancy_status(self) -> tuple[bool, dict] | None:
         """(pregnant?, evidence) from the latest usable pregnancy-status Observation in its window, or None."""
         definition = self.terms.observations.get("pregnancy-status")

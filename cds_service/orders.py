@@ -149,7 +149,7 @@ def drafts_in(facts, ctx, value_set: str) -> list[tuple[MedicationFact, Any]]:
     return out
 
 
-def active_in(facts, value_set: str) -> list[tuple[MedicationFact, Any]]:
+def active_in(facts, value_set: str) -> tuple[tuple[MedicationFact, Any], ...]:
     """Active medications of the record (not drafts) that match a value set."""
     return facts.medications_in(value_set, include_drafts=False)
 
