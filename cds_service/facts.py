@@ -124,7 +124,7 @@ class PatientFacts:
     patient_id: str
     birth_date: date | None
     sex: str | None
-    conditions: list[ConditionFact]
+    condition_resources: list[dict]  # read into ConditionFacts only when a value set a rule asks about could match
     labs: LabPanel
     medications: list[MedicationFact]  # active medications of the record
     draft_orders: list[MedicationFact]  # draftOrders of an order hook (empty on patient-view)
@@ -145,6 +145,7 @@ class PatientFacts:
         default=None, init=False, repr=False, compare=False
     )
     _remembered: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _condition_facts: dict[int, ConditionFact | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from .resources import ValidateOnRead
@@ -162,12 +163,26 @@ class PatientFacts:
     def _valid_condition(self, condition: ConditionFact) -> bool:
         return self._valid_resource(condition.resource, condition.reference)
 
+    def _condition_fact(self, resource: dict) -> ConditionFact | None:
+        """The Condition read (once a call), or None when it does not count (refuted, entered in error)."""
+        key = id(resource)
+        try:
+            return self._condition_facts[key]
+        except KeyError:
+            fact = self._condition_facts[key] = read_condition(resource, self.now)
+            return fact
+
     def _matches_of_all_conditions(self) -> dict[str, list[tuple[ConditionFact, Match]]]:
-        """Every Condition matched, once, against the value sets it could match (terminology's candidate index)."""
+        """Every Condition matched, once, against the value sets it could match (terminology's candidate index); a
+        Condition whose code could match none is never read further."""
         if self._all_condition_matches is None:
             by_value_set: dict[str, list[tuple[ConditionFact, Match]]] = {}
-            for condition in self.conditions:
-                for name in sorted(self.terms.candidate_value_sets(condition.code)):
+            for resource in self.condition_resources:
+                code = resource.get("code")
+                names = self.terms.candidate_value_sets(code if isinstance(code, dict) else {})
+                if not names or (condition := self._condition_fact(resource)) is None:
+                    continue
+                for name in sorted(names):
                     match = self.terms.value_sets[name].match_concept(condition.code)
                     if match is not None:
                         by_value_set.setdefault(name, []).append((condition, match))
@@ -176,8 +191,10 @@ class PatientFacts:
 
     def condition(self, reference: str) -> ConditionFact | None:
         """The (valid) Condition with this reference, e.g. an order's reasonReference."""
-        for condition in self.conditions:
-            if condition.reference == reference and self._valid_condition(condition):
+        for resource in self.condition_resources:
+            if resource_label(resource) != reference or (condition := self._condition_fact(resource)) is None:
+                continue
+            if self._valid_condition(condition):
                 return condition
         return None
 
@@ -653,8 +670,6 @@ def build_facts(
     patient = patients[0] if patients else {}
     from .resources import validate
 
-    conditions = [c for c in (read_condition(r, now) for r in selected.condition_resources) if c is not None]
-
     labs = build_panel(selected.of("Observation") + selected.lab_observations, terms, now, validator=validate)
     coded_observations = [
         o for o in selected.of("Observation")
@@ -671,7 +686,7 @@ def build_facts(
         patient_id=patient_id,
         birth_date=parse_date(patient.get("birthDate")),
         sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
-        conditions=conditions,
+        condition_resources=selected.condition_resources,
         labs=labs,
         medications=medications,
         draft_orders=list(draft_orders),
