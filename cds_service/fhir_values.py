@@ -13,6 +13,8 @@ def parse_datetime(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware datetime (UTC if no zone); partial dates become their first day."""
     if not isinstance(value, str) or not value:
         return None
+    if len(value) > 10:  # longer than any partial date: a dateTime or an instant, the common case
+        return _parse_iso(value)
     match = _PARTIAL_DATE.match(value)
     if match:
         year, month, day = match.groups()
@@ -20,6 +22,10 @@ def parse_datetime(value: Any) -> datetime | None:
             return datetime(int(year), int(month or 1), int(day or 1), tzinfo=timezone.utc)
         except ValueError:
             return None
+    return _parse_iso(value)
+
+
+def _parse_iso(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

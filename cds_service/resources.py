@@ -99,11 +99,12 @@ def observation_loinc_codes(resource: dict) -> list[str]:
 
 def is_about_patient(resource: dict, patient_id: str) -> bool:
     """False only when the resource names another patient; urn:uuid and contained references are accepted."""
-    if resource.get("resourceType") == "Patient":
+    resource_type = resource.get("resourceType")
+    if resource_type == "Patient":
         return resource.get("id") in (None, patient_id)
-    if resource.get("resourceType") == "Medication":
+    if resource_type == "Medication":
         return True
-    holder = resource.get(_PATIENT_FIELD.get(resource.get("resourceType"), "subject"))
+    holder = resource.get(_PATIENT_FIELD.get(resource_type, "subject"))
     reference = holder.get("reference") if isinstance(holder, dict) else None
     if not isinstance(reference, str) or not reference.startswith(("Patient/", "http")):
         return True
@@ -267,12 +268,17 @@ def _loinc_codes_read(resource: dict, read: frozenset[str]) -> list[str]:
     return found
 
 
-def _is_lab_result(codes: list[str], terms: Terminology) -> bool:
-    """A result of a lab analyte (read by labs.LabPanel, which validates it when a rule reads it), as opposed to a
-    coded observation the facts read directly (e.g. pregnancy status), which is validated here."""
-    return any(terms.analyte_for_loinc(code) for code in codes) and not any(
-        terms.observation_for_loinc(code) for code in codes
-    )
+def _lab_role(codes: list[str], terms: Terminology) -> tuple[str | None, bool]:
+    """(the analyte of the first code that has one, as labs.build_panel takes it; whether any code is a coded
+    observation the facts read, e.g. pregnancy status). A lab result is an Observation with an analyte and no coded
+    observation: labs.LabPanel validates it when a rule reads it; the others are validated here."""
+    analyte, coded = None, False
+    for code in codes:
+        if analyte is None:
+            analyte = terms.analyte_for_loinc(code)
+        if not coded and terms.observation_for_loinc(code) is not None:
+            coded = True
+    return analyte, coded
 
 
 def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -281,19 +287,11 @@ def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, 
     return {name: (now - timedelta(days=analyte.window_days), ahead) for name, analyte in terms.labs.items()}
 
 
-def _outside_lab_window(codes: list[str], resource: dict, terms: Terminology,
-                        windows: dict[str, tuple[datetime, datetime]]) -> bool:
-    """True when no rule can read this Observation because of its date: it is a lab result (the first LOINC code with
-    an analyte decides, as in labs.build_panel), it is no coded observation the facts read, and it is dated outside
-    its analyte's look-back window (`windows`, from lab_windows)."""
-    analyte = next((name for name in map(terms.analyte_for_loinc, codes) if name is not None), None)
-    if analyte is None or any(terms.observation_for_loinc(code) for code in codes):
-        return False
+def _dated_outside(resource: dict, window: tuple[datetime, datetime]) -> bool:
+    """True when a lab result is dated outside its analyte's look-back window (from lab_windows), so that no rule can
+    read it; one without a readable date is kept (the labs report it unusable)."""
     effective = observation_effective(resource)
-    if effective is None:
-        return False
-    start, end = windows[analyte]
-    return not (start <= effective <= end)
+    return effective is not None and not (window[0] <= effective <= window[1])
 
 
 # Types whose resources the rules read only through a value set, with the fields they match on: one matching nothing
@@ -315,18 +313,20 @@ def select_and_validate(
     look-back window are left out before validation (see the module's docstring)."""
     selected = SelectedResources()
     windows = lab_windows(terms, now) if now is not None else None
+    read = terms.read_loinc_codes
     for resource in resources:
         resource_type = resource.get("resourceType")
         if resource_type not in RELEVANT_TYPES:
             continue
         lab = False
         if resource_type == "Observation":
-            codes = _loinc_codes_read(resource, terms.read_loinc_codes)
+            codes = _loinc_codes_read(resource, read)
             if not codes:  # most Observations of a record (vital signs, other labs): rejected here, cheaply
                 continue
-            if windows is not None and _outside_lab_window(codes, resource, terms, windows):
+            analyte, coded = _lab_role(codes, terms)
+            lab = analyte is not None and not coded
+            if lab and windows is not None and _dated_outside(resource, windows[analyte]):
                 continue
-            lab = _is_lab_result(codes, terms)
         elif resource_type in _READ_BY_VALUE_SET and not any(
             terms.candidate_value_sets(concept) for concept in _value_set_concepts(resource)
         ):
