@@ -100,9 +100,10 @@ def bundle_resources(bundle: dict) -> list[dict]:
     resources = []
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+        if isinstance(resource, dict):
+            resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
-            if resource["resourceType"] != "OperationOutcome":
+            if isinstance(resource_type, str) and resource_type != "OperationOutcome":
                 resources.append(resource)
     return resources
 
@@ -194,12 +195,17 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
         resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-        if resource_id is not None:
-            if (resource_type, resource_id) in seen:
-                continue
+        # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
+        if resource_id is not None and not isinstance(resource_id, (dict, list)):
+            known = len(seen)
             seen.add((resource_type, resource_id))
+            if len(seen) == known:  # already in the record
+                continue
         resources.append(resource)
-        by_type.setdefault(resource_type, []).append(resource)
+        of_type = by_type.get(resource_type)
+        if of_type is None:
+            of_type = by_type[resource_type] = []
+        of_type.append(resource)
 
 
 def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None,

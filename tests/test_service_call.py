@@ -216,6 +216,20 @@ def test_a_bad_resource_among_good_ones_is_skipped_and_reported(client):
     assert "five" not in str(skipped), "the report names where, not the values"
 
 
+def test_a_resource_whose_id_is_not_a_string_is_reported_not_a_crash(client):
+    body = calcinosis_request()
+    conditions = body["prefetch"]["conditions"]["entry"]
+    for bad_id in (["c"], {"value": "c"}, 7):  # an array or an object as id once gave a 500 (unhashable dedupe key)
+        conditions.append({"resource": {"resourceType": "Condition", "id": bad_id, "subject": {"reference": "Patient/p1"},
+                                        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2"}]}}})
+    response = post(client, body)
+    assert response.status_code == 200
+    payload = response.get_json()
+    assert {"R01", "R17", "R18"} <= fired_rules(payload)
+    issues = [s for s in payload["extension"]["calcinosis-cds"]["skippedResources"] if s["resource"] == "Condition"]
+    assert len(issues) == 3 and all(s["issue"].startswith("not valid FHIR R4: id") for s in issues)
+
+
 def test_resources_about_another_patient_are_ignored(client):
     body = calcinosis_request()
     for entry in body["prefetch"]["observations"]["entry"]:
