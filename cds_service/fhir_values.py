@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timezone
-from typing import Any
+from typing import Any, Collection
 
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
@@ -31,6 +31,12 @@ def _parse_iso(value: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def code_in(value: Any, codes: Collection[str]) -> bool:
+    """`value in codes` for a value read from raw JSON: a code is a string, and anything else is in no set of codes
+    (an object or an array could not even be looked up in a set, and would fail the call)."""
+    return isinstance(value, str) and value in codes
 
 
 def parse_date(value: Any) -> date | None:

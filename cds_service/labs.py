@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .fhir_values import codeable_concepts, parse_datetime, resource_label
+from .fhir_values import code_in, codeable_concepts, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
 
 def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[LabResult | None, str | None]:
     """A LabResult, or why this Observation cannot be used."""
-    if resource.get("status") not in USABLE_STATUSES:
+    if not code_in(resource.get("status"), USABLE_STATUSES):
         return None, f"status {resource.get('status')!r} is not final, amended or corrected"
     effective = parse_datetime(resource.get("effectiveDateTime")) or parse_datetime(
         (resource.get("effectivePeriod") or {}).get("start") if isinstance(resource.get("effectivePeriod"), dict) else None

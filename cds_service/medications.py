@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .fhir_values import as_list, codeable_concepts, concept_text, prohibits, reference_of, resource_label
+from .fhir_values import as_list, code_in, codeable_concepts, concept_text, prohibits, reference_of, resource_label
 from .terminology import Match, ValueSet
 
 ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold"})
@@ -205,8 +205,8 @@ def is_active(resource: dict) -> bool:
     """Active on the record (A5); a MedicationRequest that forbids the drug (doNotPerform) is not."""
     status = resource.get("status")
     if resource.get("resourceType") == "MedicationStatement":
-        return status in ACTIVE_STATEMENT_STATUSES
-    return status in ACTIVE_REQUEST_STATUSES and not prohibits(resource)
+        return code_in(status, ACTIVE_STATEMENT_STATUSES)
+    return code_in(status, ACTIVE_REQUEST_STATUSES) and not prohibits(resource)
 
 
 def medication_index(medications: Iterable[dict]) -> dict[str, dict]:

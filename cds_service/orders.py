@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from . import proposals
-from .fhir_values import as_list, codeable_concepts, prohibits
+from .fhir_values import as_list, code_in, codeable_concepts, prohibits
 from .medications import MedicationFact, concept_texts, medication_index, read_medication
 from .rules import Action, Suggestion
 from .terminology import system_key
@@ -81,7 +81,7 @@ def read_draft_orders(draft_orders: Any, medications: Iterable[dict]) -> list[Me
     for entry, resource in entries:
         if resource.get("resourceType") not in MEDICATION_ORDER_TYPES:
             continue
-        if resource.get("status") in WITHDRAWN_STATUSES or prohibits(resource):
+        if code_in(resource.get("status"), WITHDRAWN_STATUSES) or prohibits(resource):
             continue  # a withdrawn order, or one that forbids the drug, is not an order to judge
         fact = read_medication(resource, index, draft=True)
         reference = _reference(entry, resource)
@@ -105,7 +105,7 @@ class DraftServiceOrder:
 def read_draft_service_orders(draft_orders: Any) -> list[DraftServiceOrder]:
     out = []
     for entry, resource in _draft_resources(draft_orders):
-        if (resource.get("resourceType") not in SERVICE_ORDER_TYPES or resource.get("status") in WITHDRAWN_STATUSES
+        if (resource.get("resourceType") not in SERVICE_ORDER_TYPES or code_in(resource.get("status"), WITHDRAWN_STATUSES)
                 or prohibits(resource)):
             continue  # "do not refer" does not stand for the referral a rule would propose
         concepts = codeable_concepts(resource.get("code"))
@@ -183,7 +183,7 @@ def is_intravenous(draft: MedicationFact) -> bool:
     routes = _route_concepts(draft.resource)
     for route in routes:
         for coding in codeable_concepts(route.get("coding")):
-            if system_key(coding.get("system")) == "snomed" and coding.get("code") in INTRAVENOUS_ROUTE_CODES:
+            if system_key(coding.get("system")) == "snomed" and code_in(coding.get("code"), INTRAVENOUS_ROUTE_CODES):
                 return True
     route_texts = concept_texts(routes)
     if any(_IV_WORDS.search(t) for t in route_texts):

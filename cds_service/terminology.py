@@ -39,8 +39,8 @@ _SYSTEM_ALIASES = {
 TEXT_MEMO_SIZE = 4096
 
 
-def system_key(system: str | None) -> str | None:
-    return _SYSTEM_ALIASES.get(system or "")
+def system_key(system: Any) -> str | None:
+    return _SYSTEM_ALIASES.get(system) if isinstance(system, str) else None  # a system of another JSON type is none
 
 
 def normalise_code(system: str, code: str) -> str:

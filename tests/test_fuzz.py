@@ -230,3 +230,72 @@ def test_a_deep_and_a_huge_body_are_4xx():
     assert client.post(service, data="9" * 5000, content_type="application/json").status_code == 400
     hook_instance = str(uuid.uuid4())
     assert client.post(service, json=minimal_request(hookInstance=hook_instance)).status_code == 200
+
+
+def _resources_of(body: dict) -> list[dict]:
+    """Every resource of a request's prefetch Bundles and draftOrders, to mutate in place."""
+    found = []
+    for value in list((body.get("prefetch") or {}).values()) + [body.get("context", {}).get("draftOrders")]:
+        if isinstance(value, dict):
+            entries = value.get("entry") if value.get("resourceType") == "Bundle" else [{"resource": value}]
+            found += [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    return found
+
+
+def _containers(value, path=()):
+    """(path, dict or list) of every container inside a resource, the resource itself first."""
+    yield path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, (dict, list)):
+            yield from _containers(item, path + (key,))
+
+
+FUZZED_SCENARIOS = ("foundation-calcinosis-ckd-hyperphosphatemia", "r05-order-sign-al-antacid-dialysis",
+                    "r05-order-select-mg-antacid-ckd3-sandbox", "r13-positive-limited-ssc", "r08c-order-sign-warfarin-calciphylaxis",
+                    "r22-order-select-iv-calcium-gluconate")
+ELEMENT_NAMES = ["id", "resourceType", "subject", "patient", "code", "coding", "system", "display", "text", "status",
+                 "clinicalStatus", "verificationStatus", "valueQuantity", "value", "unit", "effectiveDateTime",
+                 "effectivePeriod", "issued", "referenceRange", "high", "interpretation", "onsetDateTime",
+                 "abatementDateTime", "bodySite", "medicationCodeableConcept", "medicationReference", "contained",
+                 "dosageInstruction", "doseAndRate", "doseQuantity", "timing", "route", "reasonReference", "reference",
+                 "birthDate", "gender", "period", "start", "type", "serviceType", "authoredOn", "doNotPerform",
+                 "reaction", "substance", "ingredient", "itemCodeableConcept", "modifierExtension", "extension"]
+
+
+@st.composite
+def mutated_scenario_requests(draw):
+    """A fixture scenario's request (patient-view and order hooks) with elements inside its resources replaced by
+    random JSON or removed, at any depth: what a careless or hostile EHR could send."""
+    from .conftest import load_scenario, scenario_names, scenario_request
+
+    names = [n for n in FUZZED_SCENARIOS if n in scenario_names()] or scenario_names()[:3]
+    service_id, body = scenario_request(load_scenario(draw(st.sampled_from(names))))
+    resources = _resources_of(body)
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        if not resources:
+            break
+        resource = draw(st.sampled_from(resources))
+        path, container = draw(st.sampled_from(list(_containers(resource))))
+        if isinstance(container, list):
+            if container:
+                container[draw(st.integers(min_value=0, max_value=len(container) - 1))] = draw(json_values)
+            continue
+        key = draw(st.sampled_from(sorted(set(container) | set(ELEMENT_NAMES[:12])) if path else ELEMENT_NAMES))
+        if draw(st.integers(min_value=0, max_value=4)) == 0:
+            container.pop(key, None)
+        else:
+            container[key] = draw(json_values)
+    return service_id, body
+
+
+@responses.activate
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(request=mutated_scenario_requests())
+def test_random_elements_inside_resources_never_get_a_5xx(request):
+    """Any element of any resource (ids, codes, dates, references, doses...) of any type: skipped and reported, or
+    read leniently, never a 500."""
+    service_id, body = request
+    response = app_for("off").test_client().post(f"/cds-services/{service_id}", json=body)
+    assert_no_server_error(response)
+    assert response.status_code in (200, 400, 412), response.get_data(as_text=True)[:300]
