@@ -139,6 +139,7 @@ def create_app(
         result = handle(service, body, settings=settings, clock=clock, fetcher=fetcher)
         issued.remember(result.response["cards"])
         g.hook_instance = result.request.hook_instance
+        g.call_summary = result.summary
         return _json_response(result.response)
 
     @app.post("/cds-services/<service_id>/feedback")
@@ -183,6 +184,7 @@ def create_app(
                     "issuer": g.get("issuer"),
                     "auth": g.get("auth"),
                     "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+                    **g.get("call_summary", {}),
                 },
             )
         return response

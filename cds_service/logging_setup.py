@@ -11,12 +11,22 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+import orjson
+
 # Attributes every LogRecord has; anything else on a record came from `extra` and is part of the event.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
 def _fields(record: logging.LogRecord) -> dict:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+def dump_json_line(event: dict) -> str:
+    """One JSON line (orjson: a log line per call is written on the clinician's time); str() for anything else."""
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits, a key that is not a string
+        return json.dumps(event, default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +46,7 @@ class JsonFormatter(logging.Formatter):
                 frames.append(f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}")
                 tb = tb.tb_next
             event["error"] = {"type": exc_type.__name__ if exc_type else "unknown", "at": frames[-5:]}
-        return json.dumps(event, default=str)
+        return dump_json_line(event)
 
 
 class TextFormatter(logging.Formatter):

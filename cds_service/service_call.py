@@ -6,7 +6,6 @@ request body -> HookRequest (protocol) -> patient record (prefetch, fetching wha
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +21,13 @@ from .services import Service, services
 from .settings import Settings
 from .terminology import terminology
 
-log = logging.getLogger("cds_service.call")
-
 
 @dataclass
 class CallResult:
     request: HookRequest
     evaluation: Evaluation
     response: dict[str, Any]
+    summary: dict[str, Any]  # what the call's log line says of it: rule ids and counts, no patient data
 
 
 def find_service(service_id: str) -> Service:
@@ -87,15 +85,7 @@ def handle(
         report["failedRules"] = evaluation.failed_rules
     if report:
         response["extension"] = {"calcinosis-cds": report}
-    log.info(
-        "evaluated",
-        extra={
-            "hookInstance": request.hook_instance,
-            "service": service.id,
-            "rules": evaluation.fired,
-            "cards": len(evaluation.cards),
-            "skipped": len(skipped),
-            "missing": record.missing_optional,
-        },
-    )
-    return CallResult(request=request, evaluation=evaluation, response=response)
+    # Ids and counts only; the HTTP layer logs them on the call's one `request` line (docs/security.md, Logs).
+    summary = {"rules": evaluation.fired, "cards": len(evaluation.cards), "skipped": len(skipped),
+               "missing": record.missing_optional}
+    return CallResult(request=request, evaluation=evaluation, response=response, summary=summary)
