@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
+import orjson
+
 from .settings import bundled_data_path
 
 _LETTERS = re.compile(r"[a-z]+")  # the letters that bound a word match (ValueSet.match_text)
@@ -213,6 +215,7 @@ class Terminology:
         # is looked up by its runs of letters (a few set lookups, not a substring search per word).
         self._word_index: dict[str, list[tuple[str, set[str]]]] = {}
         self._text_candidates: dict[str, frozenset[str]] = {}
+        self._concept_candidates: dict[bytes, frozenset[str]] = {}
         for name, vs in self.value_sets.items():
             for entry in vs.codes:
                 system, code = entry["system"], normalise_code(entry["system"], entry["code"])
@@ -230,11 +233,27 @@ class Terminology:
                 else:
                     words.append((word, {name}))
 
-    def candidate_value_sets(self, concept: Any) -> set[str]:
+    def candidate_value_sets(self, concept: Any) -> frozenset[str]:
         """The value sets a CodeableConcept (or a list of them) could match: a superset, never narrower than
         ValueSet.match_concept (a word counts when it starts at a run of letters of the text and is found there;
         word-boundary matching only narrows that). Matching a concept against these alone gives the same matches as
-        trying every value set."""
+        trying every value set. Remembered per concept (its exact JSON): concepts are terminology, and the same ones
+        recur within a record (an encounter type) and across records."""
+        try:
+            key = orjson.dumps(concept)
+        except (orjson.JSONEncodeError, TypeError):  # not JSON orjson writes (an integer beyond 64 bits): no memo
+            return self._candidate_value_sets(concept)
+        try:
+            return self._concept_candidates[key]
+        except KeyError:
+            pass
+        found = self._candidate_value_sets(concept)
+        if len(self._concept_candidates) >= TEXT_MEMO_SIZE:
+            self._concept_candidates.clear()
+        self._concept_candidates[key] = found
+        return found
+
+    def _candidate_value_sets(self, concept: Any) -> frozenset[str]:
         found: set[str] = set()
         concepts = concept if isinstance(concept, list) else [concept]
         texts: list[str] = []
@@ -263,7 +282,7 @@ class Terminology:
                         found.add(name)
         if texts:
             found |= self._candidates_for_text(" ".join(texts))
-        return found
+        return frozenset(found)
 
     def _candidates_for_text(self, text: str) -> frozenset[str]:
         """The value sets one of whose words a text could hold (see candidate_value_sets), remembered per text."""

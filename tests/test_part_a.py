@@ -345,4 +345,21 @@ def test_the_text_memos_stay_bounded():
         terms.candidate_value_sets({"text": f"calcinosis note {n}"})
         vs.match_text(f"calcinosis note {n}")
     assert 0 < len(terms._text_candidates) <= TEXT_MEMO_SIZE and 0 < len(vs._text_memo) <= TEXT_MEMO_SIZE
+    assert 0 < len(terms._concept_candidates) <= TEXT_MEMO_SIZE
     assert vs.match_text("calcinosis note 3") == "calcinosis"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({}, optional={
+    "system": st.sampled_from(["http://snomed.info/sct", "http://hl7.org/fhir/sid/icd-10-cm", "http://loinc.org", "x"]),
+    "code": st.sampled_from(["L94.2", "6595006", "N18.4", "E83.52", "2777-1", "L94", ""]) | st.text(max_size=5),
+    "display": st.sampled_from(_ALL_WORDS) | st.text(max_size=12)}), max_size=3), st.booleans())
+def test_remembered_concept_candidates_are_those_a_fresh_table_finds(codings, as_list):
+    # Candidates are remembered per concept (its exact JSON): asked again, the shared table answers as a new one.
+    from cds_service.terminology import terminology
+
+    warm, fresh = terminology(), _fresh_terminology()
+    concept = [{"coding": codings}] if as_list else {"coding": codings, "text": "note"}
+    assert warm.candidate_value_sets(concept) == fresh.candidate_value_sets(concept)
+    assert warm.candidate_value_sets(concept) == fresh._candidate_value_sets(concept)
+    assert warm.candidate_value_sets({"coding": [{"code": 2 ** 70}]}) == frozenset()  # not memoised, still answered
