@@ -133,3 +133,21 @@ def test_a_broken_or_changed_element_gets_the_plain_verdict(index, element, valu
     resource = copy.deepcopy(FIXTURE_RESOURCES[index % len(FIXTURE_RESOURCES)])
     resource[element] = copy.deepcopy(value)
     assert resources.validate(resource) == plain_verdict(resource)
+
+
+@pytest.mark.parametrize("leaf", ["x", {}, [], None])
+def test_a_resource_is_refused_one_level_past_the_depth_limit_whatever_sits_there(leaf):
+    def nested(levels):
+        value = leaf
+        for n in range(levels):
+            value = {"extension": value} if n % 2 else [value]
+        return value
+
+    limit = resources.MAX_RESOURCE_DEPTH
+    # the resource is level 1, "deep" holds level 2: `levels` containers put the leaf at level levels + 2
+    fits = {"resourceType": "Observation", "deep": nested(limit - 2)}
+    too_deep = {"resourceType": "Observation", "deep": nested(limit - 1)}
+    assert resources._inspect(fits) is None
+    assert resources._inspect(too_deep) == f"nested deeper than {limit} levels"
+    assert resources._inspect({"resourceType": "Observation", "modifierExtension": [{"url": "u"}],
+                               "deep": nested(limit)}).startswith("it carries a modifierExtension")
