@@ -173,7 +173,7 @@ def gather(
         )
     resources: list[dict] = []
     by_type: dict[str, list[dict]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: dict[str, set] = {}  # the ids already in the record, by type
     for result in keys.values():
         _add_unique(result.resources, resources, by_type, seen)
     _check_patient(request, by_type.get("Patient", []))
@@ -191,16 +191,18 @@ def _draft_resources(request: HookRequest) -> list[dict]:
 
 
 def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
-                seen: set[tuple[str, str]]) -> None:
+                seen: dict[str, set]) -> None:
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
         resource_type, resource_id = resource.get("resourceType"), resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
-        if resource_id is not None and not isinstance(resource_id, (dict, list)):
-            known = len(seen)
-            seen.add((resource_type, resource_id))
-            if len(seen) == known:  # already in the record
+        if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
+            ids = seen.get(resource_type)
+            if ids is None:
+                ids = seen[resource_type] = set()
+            if resource_id in ids:  # already in the record
                 continue
+            ids.add(resource_id)
         resources.append(resource)
         of_type = by_type.get(resource_type)
         if of_type is None:
