@@ -28,6 +28,9 @@ RECENT_CARE_DAYS = 365  # a referral or specialist encounter this recent means "
 RECURRENT_INFECTION_DAYS = 365  # A8: two or more skin infections in the past 12 months = recurrent
 
 
+_UNKNOWN = object()
+
+
 def remembered(method: Callable) -> Callable:
     """A fact worked out once per call: PatientFacts describes one call's data, which do not change within it, and the
     rules ask for the same facts many times (renal insufficiency, the calcium measure...). What it returns is shared
@@ -37,11 +40,10 @@ def remembered(method: Callable) -> Callable:
     @wraps(method)
     def remembering(self, *args, **kwargs):
         key = (name, args, tuple(kwargs.items())) if kwargs else (name, args)
-        try:
-            return self._remembered[key]
-        except KeyError:
+        value = self._remembered.get(key, _UNKNOWN)
+        if value is _UNKNOWN:
             value = self._remembered[key] = method(self, *args, **kwargs)
-            return value
+        return value
 
     return remembering
 
