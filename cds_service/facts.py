@@ -148,6 +148,7 @@ class PatientFacts:
     )
     _remembered: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _condition_facts: dict[int, ConditionFact | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _medication_value_sets: dict[int, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from .resources import ValidateOnRead
@@ -199,6 +200,15 @@ class PatientFacts:
             if self._valid_condition(condition):
                 return condition
         return None
+
+    def _medication_candidates(self, medication: MedicationFact) -> frozenset[str]:
+        """The value sets a medication's concepts could match, once a call (a superset of those they do match)."""
+        key = id(medication)
+        found = self._medication_value_sets.get(key)
+        if found is None:
+            found = self._medication_value_sets[key] = frozenset().union(
+                *(self.terms.candidate_value_sets(concept) for concept in medication.concepts))
+        return found
 
     def invalid_resources(self) -> list[dict[str, str]]:
         """Resources found not valid FHIR R4 when the rules read them (reported in skippedResources)."""
@@ -458,6 +468,8 @@ class PatientFacts:
         pool = self.medications + (self.draft_orders if include_drafts else [])
         found = []
         for medication in pool:
+            if value_set not in self._medication_candidates(medication):
+                continue  # none of its concepts could match the value set (terminology's candidate index)
             match = medication.match(vs)
             # Record medications are validated as FHIR R4 when a rule first reads them (draft orders, from the hook's
             # context, are read leniently on purpose: see orders.py).
