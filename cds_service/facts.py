@@ -56,7 +56,7 @@ def _status_code(concept: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConditionFact:
     reference: str
     code: dict  # the CodeableConcept
@@ -108,7 +108,7 @@ def read_condition(resource: dict, now: datetime) -> ConditionFact | None:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A fact with the data that supports it, for a card's evidence (A11)."""
 

@@ -38,7 +38,7 @@ ADULT_DEFAULT_HIGH = {
 ADULT_ONLY_DEFAULTS = frozenset({"phosphate", "calcium", "calcium-corrected", "calcium-ionized"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LabResult:
     analyte: str
     value: float  # in the analyte's canonical unit
@@ -70,7 +70,7 @@ class LabResult:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HighAssessment:
     high: bool | None  # None: cannot be concluded (e.g. a child without a lab range)
     basis: str  # "reference range", "interpretation", "adult default > X unit", or why not concluded

@@ -21,7 +21,7 @@ MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationOrder
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MedicationFact:
     reference: str  # e.g. "MedicationRequest/123"
     resource_type: str

@@ -19,7 +19,7 @@ HOOKS = ("patient-view", "order-select", "order-sign")
 _RULE_ID = re.compile(r"^(G0|R\d{2}[a-z]?)$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """A CDS Hooks suggestion action. Deletes name the resource (resourceId); creates carry a FHIR resource."""
 
@@ -29,7 +29,7 @@ class Action:
     resource_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Suggestion:
     label: str
     actions: tuple[Action, ...] = ()
@@ -37,13 +37,13 @@ class Suggestion:
     key: str | None = None  # stable identity within the card, for a deterministic suggestion uuid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     label: str
     url: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Recommendation:
     """What a rule says when it fires: one card's worth of content, before grouping (A12)."""
 
@@ -66,7 +66,7 @@ class Recommendation:
     rule_id: str = ""  # filled in by the engine
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Context:
     """What a rule may know besides the patient: the hook and its context, settings."""
 

@@ -50,7 +50,7 @@ def normalise_code(system: str, code: str) -> str:
     return code.replace(".", "") if system == "icd10cm" else code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """How a concept matched a value set: by a code (with its verification status) or by words."""
 
