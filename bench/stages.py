@@ -37,7 +37,7 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     body = parse_json(raw)
     marks.append(clock())
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=True)
-    record = gather(request, service.prefetch, set(service.required), None)
+    record = gather(request, service.prefetch, set(service.required), None, observation_codes=terms.read_loinc_codes)
     marks.append(clock())
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now)
     marks.append(clock())

@@ -130,8 +130,13 @@ def gather(
     templates: dict[str, str],
     required: set[str],
     fetcher: Fetcher | None,
+    observation_codes: frozenset[str] | None = None,
 ) -> PatientRecord:
-    """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing."""
+    """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing.
+
+    `observation_codes` (the codes the rules read): an Observation none of whose codings carries one of them is left
+    out of the record (most of a record: vital signs, surveys, other labs), as the service's selection would leave it
+    out."""
     keys: dict[str, KeyResult] = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
@@ -175,11 +180,11 @@ def gather(
     by_type: dict[str, list[dict]] = {}
     seen: dict[str, set] = {}  # the ids already in the record, by type
     for result in keys.values():
-        _add_unique(result.resources, resources, by_type, seen)
+        _add_unique(result.resources, resources, by_type, seen, observation_codes)
     _check_patient(request, by_type.get("Patient", []))
     medication_data = [r for t in ("Medication", *MEDICATION_TYPES) for r in by_type.get(t, [])]
     if _resolve_medications(request, keys, fetcher, medication_data):
-        _add_unique(keys[MEDICATION_KEY].resources, resources, by_type, seen)
+        _add_unique(keys[MEDICATION_KEY].resources, resources, by_type, seen, observation_codes)
     missing_optional = sorted(key for key, result in keys.items() if result.error and key not in required)
     return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
 
@@ -191,10 +196,16 @@ def _draft_resources(request: HookRequest) -> list[dict]:
 
 
 def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
-                seen: dict[str, set]) -> None:
+                seen: dict[str, set], observation_codes: frozenset[str] | None = None) -> None:
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
-        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        resource_type = resource.get("resourceType")
+        if observation_codes is not None and resource_type == "Observation":
+            code = resource.get("code")
+            codings = code.get("coding") if type(code) is dict else None
+            if type(codings) is not list or not _carries(codings, observation_codes):
+                continue
+        resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
             ids = seen.get(resource_type)
@@ -208,6 +219,16 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
         if of_type is None:
             of_type = by_type[resource_type] = []
         of_type.append(resource)
+
+
+def _carries(codings: list, codes: frozenset[str]) -> bool:
+    """Whether one of the codings has one of `codes` (whatever its system: the selection checks it)."""
+    for coding in codings:
+        if type(coding) is dict:
+            value = coding.get("code")
+            if type(value) is str and value in codes:
+                return True
+    return False
 
 
 def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None,

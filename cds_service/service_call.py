@@ -56,7 +56,7 @@ def handle(
 ) -> CallResult:
     terms = terminology()
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
-    record = gather(request, service.prefetch, set(service.required), fetcher)
+    record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
     now = clock()
     selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
     facts = build_facts(

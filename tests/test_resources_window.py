@@ -134,3 +134,36 @@ def test_same_cards_for_every_scenario_with_the_filter(client):
             service_call.select_and_validate = original
         strip = lambda response: [{k: v for k, v in card.items() if k != "uuid"} for card in response["cards"]]
         assert strip(filtered) == strip(unfiltered), name
+
+
+def test_the_record_holds_only_the_observations_whose_codes_a_rule_reads():
+    # prefetch.gather leaves out, while it gathers the record, the Observations none of whose codings carries a code
+    # the rules read (vital signs, surveys...): the selection would leave them out anyway. A code under another
+    # system (the LOINC OID) stays in the record: the selection judges the system.
+    from cds_service.prefetch import gather
+    from cds_service.protocol import parse_hook_request
+    from cds_service.services import services
+
+    service = services()["calcinosis-cutis-patient-view"]
+    heart_rate = observation("hr", "8867-4", NOW.isoformat())
+    phosphate = observation("p", "2777-1", NOW.isoformat())
+    oid = observation("oid", "2777-1", NOW.isoformat())
+    oid["code"]["coding"][0]["system"] = "urn:oid:2.16.840.1.113883.6.1"
+    odd = [{"resourceType": "Observation", "id": f"odd{n}", "code": code}
+           for n, code in enumerate(["2777-1", {"coding": "2777-1"}, {"coding": [None, {"code": ["2777-1"]}]}, None])]
+    body = {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/u", "patientId": PATIENT},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": PATIENT}, "conditions": None,
+                         "observations": {"resourceType": "Bundle", "entry": [
+                             {"resource": r} for r in (heart_rate, phosphate, oid, *odd)]}}}
+    request = parse_hook_request(body, expected_hook="patient-view", allow_http_fhir_server=False)
+    terms = terminology()
+    everything = gather(request, service.prefetch, set(), None)
+    record = gather(request, service.prefetch, set(), None, observation_codes=terms.read_loinc_codes)
+    ids = [r.get("id") for r in record.resources if r["resourceType"] == "Observation"]
+    assert ids == ["p", "oid"]
+    assert [r["id"] for r in everything.resources if r["resourceType"] == "Observation"] == [
+        "hr", "p", "oid", "odd0", "odd1", "odd2", "odd3"]
+    # and the selection from either record is the same
+    picked = lambda rec: [r["id"] for r in select_and_validate(rec.resources, PATIENT, terms, now=NOW).lab_observations]
+    assert picked(record) == picked(everything) == ["p", "oid"]
