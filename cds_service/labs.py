@@ -91,6 +91,7 @@ class LabPanel:
     unusable: list[dict[str, str]] = field(default_factory=list)
     on_read: "ValidateOnRead | None" = field(default=None, repr=False)  # resources.ValidateOnRead
     _latest: dict[str, LabResult | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _window: dict[str, tuple[datetime, datetime]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def invalid(self) -> list[dict[str, str]]:
@@ -98,14 +99,22 @@ class LabPanel:
         return self.on_read.invalid if self.on_read is not None else []
 
     def window_start(self, analyte: str) -> datetime:
-        return self.now - timedelta(days=self.terms.labs[analyte].window_days)
+        return self._windows(analyte)[0]
+
+    def _windows(self, analyte: str) -> tuple[datetime, datetime]:
+        """(start, end) of the analyte's look-back window: its days back, up to one hour ahead (once per analyte)."""
+        window = self._window.get(analyte)
+        if window is None:
+            window = self._window[analyte] = (self.now - timedelta(days=self.terms.labs[analyte].window_days),
+                                              self.now + timedelta(hours=1))
+        return window
 
     def _valid(self, result: LabResult) -> bool:
         return self.on_read is None or result.resource is None or self.on_read(result.resource, result.reference)
 
     def _candidates(self, analyte: str, where: Callable[[LabResult], bool] | None) -> Iterator[LabResult]:
-        start, end = self.window_start(analyte), self.now + timedelta(hours=1)
-        for result in self.results.get(analyte, []):
+        start, end = self._windows(analyte)
+        for result in self.results.get(analyte, ()):
             if start <= result.effective <= end and (where is None or where(result)):
                 yield result
 
