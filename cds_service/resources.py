@@ -182,16 +182,25 @@ def _inspect(value: Any, limit: int = MAX_RESOURCE_DEPTH) -> str | None:
     the meaning of the element that holds it (e.g. "this did not happen"); FHIR requires a system that does not
     understand one to refuse the data rather than read it as if it were absent."""
     stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
+        item, depth = pop()
         if depth > limit:
             return f"nested deeper than {limit} levels"
         if isinstance(item, dict):
             if item.get("modifierExtension"):
                 return "it carries a modifierExtension, which changes its meaning in a way the service does not read"
-            stack.extend((v, depth + 1) for v in item.values())
+            children = item.values()
         elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+            children = item
+        else:
+            continue
+        below = depth + 1
+        for child in children:
+            if isinstance(child, (dict, list)):
+                push((child, below))
+            elif below > limit:  # a plain value one level too deep is refused as a container would be
+                return f"nested deeper than {limit} levels"
     return None
 
 

@@ -54,14 +54,14 @@ def _element_model(annotation: Any) -> tuple[type | None, bool]:
 
 
 @lru_cache(maxsize=None)
-def shared_fields(resource_class: type) -> tuple[tuple[str, type, bool], ...]:
-    """(element name, element model, is a list) of each top-level field of a resource model typed as a shared type."""
-    fields = []
+def shared_fields(resource_class: type) -> dict[str, tuple[type, bool]]:
+    """element name -> (element model, is a list), for each top-level field of a resource model of a shared type."""
+    fields = {}
     for name, field_info in resource_class.model_fields.items():
         model, is_list = _element_model(field_info.annotation)
         if model in SHARED_TYPES:
-            fields.append((field_info.alias or name, model, is_list))
-    return tuple(fields)
+            fields[field_info.alias or name] = (model, is_list)
+    return fields
 
 
 class ElementMemo:
@@ -90,11 +90,13 @@ class ElementMemo:
     def with_validated_elements(self, resource_class: type, part: dict) -> dict:
         """A shallow copy of `part` in which each shared-type element (a dict, or the dicts of a list) is its
         validated instance; anything else (a null, a value of the wrong shape) is left for the model to judge."""
+        fields = shared_fields(resource_class)
         shell = dict(part)
-        for name, model, is_list in shared_fields(resource_class):
-            value = shell.get(name)
-            if value is None:
+        for name, value in part.items():
+            spec = fields.get(name)
+            if spec is None or value is None:
                 continue
+            model, is_list = spec
             if is_list:
                 if type(value) is list:
                     shell[name] = [self.instance(model, item) if type(item) is dict else item for item in value]

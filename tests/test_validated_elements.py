@@ -53,15 +53,15 @@ FIXTURE_RESOURCES = fixture_resources()
 
 
 def test_the_shared_elements_of_the_types_the_rules_read_are_found():
-    condition = {name: (model, is_list) for name, model, is_list in shared_fields(Condition)}
+    condition = shared_fields(Condition)
     assert condition["code"] == (CodeableConcept, False)
     assert condition["subject"] == (Reference, False)
     assert condition["bodySite"] == (CodeableConcept, True)
-    observation = {name for name, _, _ in shared_fields(Observation)}
+    observation = set(shared_fields(Observation))
     assert {"code", "subject", "interpretation", "category"} <= observation
     assert "valueQuantity" not in observation and "referenceRange" not in observation  # values are not remembered
     assert all(model in SHARED_TYPES for t in resources.READ_ELEMENTS
-               for _, model, _ in shared_fields(resources.model_class(t)))
+               for model, _ in shared_fields(resources.model_class(t)).values())
 
 
 def test_every_fixture_resource_gets_the_plain_verdict():
