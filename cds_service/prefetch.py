@@ -95,8 +95,9 @@ class PatientRecord:
         return [{"prefetchKey": key, "issue": result.error} for key, result in self.keys.items() if result.error]
 
 
-def bundle_resources(bundle: dict) -> list[dict]:
-    """The resources of a search Bundle's entries (prefetched or fetched), leniently read."""
+def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None) -> list[dict]:
+    """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
+    without the Observations that carry none of them (see gather)."""
     resources = []
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -104,11 +105,12 @@ def bundle_resources(bundle: dict) -> list[dict]:
             resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
-                resources.append(resource)
+                if observation_codes is None or resource_type != "Observation" or _carries_code(resource, observation_codes):
+                    resources.append(resource)
     return resources
 
 
-def read_prefetch_value(value: Any) -> KeyResult:
+def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = None) -> KeyResult:
     """Interpret one prefetch value that is present (None included)."""
     if value is None:
         return KeyResult(source="null")
@@ -117,7 +119,7 @@ def read_prefetch_value(value: Any) -> KeyResult:
         return KeyResult(error="the client reported an error for this key (OperationOutcome)")
     if resource_type != "Bundle":
         return KeyResult(resources=[value])
-    resources = bundle_resources(value)
+    resources = bundle_resources(value, observation_codes)
     next_url = None
     for link in value.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
@@ -142,7 +144,8 @@ def gather(
     continuations: dict[str, str] = {}
     for key, template in templates.items():
         if key in request.prefetch:
-            result = read_prefetch_value(request.prefetch[key])
+            # Read once, walked once: an Observation no rule reads is left out as its entry is read.
+            result = read_prefetch_value(request.prefetch[key], observation_codes)
             keys[key] = result
             if result.next_url:
                 continuations[key] = result.next_url
@@ -200,11 +203,8 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
         resource_type = resource.get("resourceType")
-        if observation_codes is not None and resource_type == "Observation":
-            code = resource.get("code")
-            codings = code.get("coding") if type(code) is dict else None
-            if type(codings) is not list or not _carries(codings, observation_codes):
-                continue
+        if observation_codes is not None and resource_type == "Observation" and not _carries_code(resource, observation_codes):
+            continue  # fetched pages are read by the FHIR client, without the codes
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
@@ -221,13 +221,17 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
         of_type.append(resource)
 
 
-def _carries(codings: list, codes: frozenset[str]) -> bool:
-    """Whether one of the codings has one of `codes` (whatever its system: the selection checks it)."""
-    for coding in codings:
-        if type(coding) is dict:
-            value = coding.get("code")
-            if type(value) is str and value in codes:
-                return True
+def _carries_code(resource: dict, codes: frozenset[str]) -> bool:
+    """Whether one of the codings of the resource's code has one of `codes` (whatever its system: the selection
+    checks it)."""
+    code = resource.get("code")
+    codings = code.get("coding") if type(code) is dict else None
+    if type(codings) is list:
+        for coding in codings:
+            if type(coding) is dict:
+                value = coding.get("code")
+                if type(value) is str and value in codes:
+                    return True
     return False
 
 
