@@ -316,7 +316,9 @@ step_call() {
     if grep -qv '^{' <<<"$out"; then
         die "stdout has lines that are not JSON: $(grep -v '^{' <<<"$out" | head -3)"
     fi
-    grep -q '"logger": "cds_service.http"' <<<"$out" || die "the service logged no request on stdout"
+    # One JSON object a line, written compactly (orjson) or not: match the fields whatever the spacing.
+    grep -Eq '"logger":[[:space:]]*"cds_service\.http".*"event":[[:space:]]*"request"' <<<"$out" \
+        || die "the service logged no request on stdout"
     log "logs: $(wc -l <<<"$out") JSON lines on stdout, request log present"
 }
 
