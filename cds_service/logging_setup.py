@@ -59,6 +59,12 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: str) -> None:
+    # No formatter here or in gunicorn's writes where a record was logged from, nor the thread's or the
+    # multiprocessing name: not worked out for each record (the logging HOWTO's "Optimization": a stack walk and
+    # lookups on every call's log line). gunicorn's own text format prints the process id, which stays.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger("cds_service")
