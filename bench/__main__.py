@@ -7,7 +7,7 @@ beside it, a baseline (same gunicorn settings, a Flask endpoint that only parses
 p50/p95/p99 latency, throughput, errors, peak memory per worker and the ratio service/baseline. Then the fetch path:
 no prefetch, a FHIR server on loopback answering every query after an injected delay.
 
-    python -m bench                 # the full run (about 4 minutes on 2 cores)
+    python -m bench                 # the full run (about 5 minutes on 2 cores)
     python -m bench --smoke         # a tiny run that only shows the benchmark still works (seconds)
 
 Results: a table on stdout, and bench/results/<timestamp>/{results.json,report.md,*.log}.
