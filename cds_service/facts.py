@@ -137,9 +137,6 @@ class PatientFacts:
     skipped: list[dict[str, str]]
     coded_observations: list[dict] = field(default_factory=list)  # e.g. pregnancy status (not numeric labs)
     missing_keys: frozenset[str] = frozenset()  # prefetch keys that could not be obtained (e.g. "allergies")
-    _condition_matches: dict[str, list[tuple[ConditionFact, Match]]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
     # Conditions and medications are read leniently and validated as FHIR R4 only when a rule reads them (as lab
     # results are): an invalid one is then dropped and reported in invalid_on_read.
     validator: Callable[[dict], str | None] | None = field(default=None, repr=False, compare=False)
@@ -238,13 +235,9 @@ class PatientFacts:
     # ---------- conditions ----------
     @remembered
     def conditions_in(self, value_set: str, *, active_only: bool = True) -> tuple[tuple[ConditionFact, Match], ...]:
-        # The rules ask about the same value sets many times in one call: match each Condition once per value set.
-        matches = self._condition_matches.get(value_set)
-        if matches is None:
-            self.terms.value_set(value_set)  # an unknown name is an error, even when no Condition could match it
-            matches = [(c, m) for c, m in self._matches_of_all_conditions().get(value_set, []) if self._valid_condition(c)]
-            self._condition_matches[value_set] = matches
-        return tuple((c, m) for c, m in matches if c.active or not active_only)
+        self.terms.value_set(value_set)  # an unknown name is an error, even when no Condition could match it
+        return tuple((c, m) for c, m in self._matches_of_all_conditions().get(value_set, ())
+                     if self._valid_condition(c) and (c.active or not active_only))
 
     @remembered
     def has_condition(self, value_set: str) -> Finding:

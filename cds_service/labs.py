@@ -38,6 +38,18 @@ ADULT_DEFAULT_HIGH = {
 ADULT_ONLY_DEFAULTS = frozenset({"phosphate", "calcium", "calcium-corrected", "calcium-ionized"})
 
 
+# How far ahead of `now` a result still counts (clocks differ between systems: a result filed minutes "in the
+# future" is current, one dated days ahead is not).
+LAB_WINDOW_AHEAD = timedelta(hours=1)
+
+
+def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """Each analyte's look-back window at `now`: its days back (Part A2), up to LAB_WINDOW_AHEAD ahead. The panel reads
+    results in it, and the selection leaves out the results outside it (resources.select_and_validate)."""
+    ahead = now + LAB_WINDOW_AHEAD
+    return {name: (now - timedelta(days=analyte.window_days), ahead) for name, analyte in terms.labs.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class LabResult:
     analyte: str
@@ -91,7 +103,7 @@ class LabPanel:
     unusable: list[dict[str, str]] = field(default_factory=list)
     on_read: "ValidateOnRead | None" = field(default=None, repr=False)  # resources.ValidateOnRead
     _latest: dict[str, LabResult | None] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _window: dict[str, tuple[datetime, datetime]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _window: dict[str, tuple[datetime, datetime]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def invalid(self) -> list[dict[str, str]]:
@@ -102,12 +114,10 @@ class LabPanel:
         return self._windows(analyte)[0]
 
     def _windows(self, analyte: str) -> tuple[datetime, datetime]:
-        """(start, end) of the analyte's look-back window: its days back, up to one hour ahead (once per analyte)."""
-        window = self._window.get(analyte)
-        if window is None:
-            window = self._window[analyte] = (self.now - timedelta(days=self.terms.labs[analyte].window_days),
-                                              self.now + timedelta(hours=1))
-        return window
+        """(start, end) of the analyte's look-back window (lab_windows, worked out once per panel)."""
+        if self._window is None:
+            self._window = lab_windows(self.terms, self.now)
+        return self._window[analyte]
 
     def _valid(self, result: LabResult) -> bool:
         return self.on_read is None or result.resource is None or self.on_read(result.resource, result.reference)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .errors import BadRequest, PreconditionFailed
 from .medications import MEDICATION_TYPES, unresolved_medication_references
 from .protocol import HookRequest
+from .resources import loinc_codes_read
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _USER_TOKENS = {
@@ -97,7 +98,7 @@ class PatientRecord:
 
 def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None) -> list[dict]:
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
-    without the Observations that carry none of them (see gather)."""
+    without the Observations that carry none of these LOINC codes (see gather)."""
     resources = []
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -105,7 +106,7 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
             resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
-                if observation_codes is None or resource_type != "Observation" or _carries_code(resource, observation_codes):
+                if observation_codes is None or resource_type != "Observation" or loinc_codes_read(resource, observation_codes):
                     resources.append(resource)
     return resources
 
@@ -136,9 +137,8 @@ def gather(
 ) -> PatientRecord:
     """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing.
 
-    `observation_codes` (the codes the rules read): an Observation none of whose codings carries one of them is left
-    out of the record (most of a record: vital signs, surveys, other labs), as the service's selection would leave it
-    out."""
+    `observation_codes` (the LOINC codes the rules read): an Observation with none of them is left out of the record
+    (most of a record: vital signs, surveys, other labs), by the selection's own test (resources.loinc_codes_read)."""
     keys: dict[str, KeyResult] = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
@@ -203,7 +203,7 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
         resource_type = resource.get("resourceType")
-        if observation_codes is not None and resource_type == "Observation" and not _carries_code(resource, observation_codes):
+        if observation_codes is not None and resource_type == "Observation" and not loinc_codes_read(resource, observation_codes):
             continue  # fetched pages are read by the FHIR client, without the codes
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
@@ -219,20 +219,6 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
         if of_type is None:
             of_type = by_type[resource_type] = []
         of_type.append(resource)
-
-
-def _carries_code(resource: dict, codes: frozenset[str]) -> bool:
-    """Whether one of the codings of the resource's code has one of `codes` (whatever its system: the selection
-    checks it)."""
-    code = resource.get("code")
-    codings = code.get("coding") if type(code) is dict else None
-    if type(codings) is list:
-        for coding in codings:
-            if type(coding) is dict:
-                value = coding.get("code")
-                if type(value) is str and value in codes:
-                    return True
-    return False
 
 
 def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None,

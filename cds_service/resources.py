@@ -27,7 +27,7 @@ This is what keeps a 5,000-Observation record (years of labs) fast: the rules re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, get_args
 
@@ -35,6 +35,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from .fhir_values import parse_datetime, resource_label
+from .labs import lab_windows
 from .medications import is_active
 from .terminology import Terminology, system_key
 from .validated_elements import MEMO, shared_fields
@@ -259,11 +260,7 @@ def observation_effective(resource: dict) -> datetime | None:
     )
 
 
-# How far ahead of `now` a result still counts (labs.LabPanel.in_window).
-LAB_WINDOW_AHEAD = timedelta(hours=1)
-
-
-def _loinc_codes_read(resource: dict, read: frozenset[str]) -> list[str]:
+def loinc_codes_read(resource: dict, read: frozenset[str]) -> list[str]:
     """The LOINC codes of an Observation that a rule reads, in order: observation_loinc_codes() narrowed to `read`,
     with the set lookup first (the hot path of a record with thousands of Observations)."""
     code = resource.get("code")
@@ -290,12 +287,6 @@ def _lab_role(codes: list[str], terms: Terminology) -> tuple[str | None, bool]:
         if not coded and terms.observation_for_loinc(code) is not None:
             coded = True
     return analyte, coded
-
-
-def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
-    """Each analyte's look-back window at `now` (labs.LabPanel.in_window: its days back, up to one hour ahead)."""
-    ahead = now + LAB_WINDOW_AHEAD
-    return {name: (now - timedelta(days=analyte.window_days), ahead) for name, analyte in terms.labs.items()}
 
 
 def _dated_outside(resource: dict, window: tuple[datetime, datetime]) -> bool:
@@ -331,7 +322,7 @@ def select_and_validate(
             continue
         lab = False
         if resource_type == "Observation":
-            codes = _loinc_codes_read(resource, read)
+            codes = loinc_codes_read(resource, read)
             if not codes:  # most Observations of a record (vital signs, other labs): rejected here, cheaply
                 continue
             analyte, coded = _lab_role(codes, terms)

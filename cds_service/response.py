@@ -7,7 +7,6 @@ the same cards on every call (order-select fires on each keystroke) and feedback
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -20,7 +19,7 @@ TOPIC_SYSTEM = "urn:calcinosis-cds:topic"
 OVERRIDE_SYSTEM = "urn:calcinosis-cds:override-reason"
 EXTENSION_KEY = "calcinosis-cds"
 MAX_SUMMARY = 139  # "<140 characters"
-_NAMESPACE = uuid.UUID("5b0f3f44-5d0e-4c53-9a5c-4f1b3a7d2c11").bytes
+_NAMESPACE = uuid.UUID("5b0f3f44-5d0e-4c53-9a5c-4f1b3a7d2c11")
 
 DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("benefit-outweighs-risk", "Benefit outweighs the risk for this patient"),
@@ -47,20 +46,10 @@ def _action(action: Action) -> dict[str, Any]:
     return out
 
 
-def name_uuid(namespace: bytes, name: str) -> tuple[str, bytes]:
-    """uuid.uuid5(namespace, name) as its string and its 16 bytes (RFC 4122 name-based, SHA-1): the same value,
-    without building UUID objects (a call makes a dozen of them)."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode("utf-8")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}", bytes(digest)
-
-
-def _suggestion(suggestion: Suggestion, card_uuid: bytes, index: int) -> dict[str, Any]:
+def _suggestion(suggestion: Suggestion, card_uuid: uuid.UUID, index: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "label": suggestion.label,
-        "uuid": name_uuid(card_uuid, suggestion.key or f"{index}:{suggestion.label}")[0],
+        "uuid": str(uuid.uuid5(card_uuid, suggestion.key or f"{index}:{suggestion.label}")),
     }
     if suggestion.is_recommended is not None:
         out["isRecommended"] = suggestion.is_recommended
@@ -82,9 +71,9 @@ def build_card(
     """One card from one recommendation, or from several of one group."""
     if len(summary) > MAX_SUMMARY:
         raise CardError(f"summary of {topic[0]} is {len(summary)} characters; CDS Hooks allows fewer than 140")
-    card_uuid, card_uuid_bytes = name_uuid(_NAMESPACE, identity)
+    card_uuid = uuid.uuid5(_NAMESPACE, identity)
     card: dict[str, Any] = {
-        "uuid": card_uuid,
+        "uuid": str(card_uuid),
         "summary": summary,
         "indicator": indicator,
         "detail": detail,
@@ -103,7 +92,7 @@ def build_card(
                 seen.add(key)
                 suggestions.append(suggestion)
     if suggestions:
-        card["suggestions"] = [_suggestion(s, card_uuid_bytes, i) for i, s in enumerate(suggestions)]
+        card["suggestions"] = [_suggestion(s, card_uuid, i) for i, s in enumerate(suggestions)]
         behaviors = {r.selection_behavior for r in recommendations if r.suggestions}
         card["selectionBehavior"] = "at-most-one" if behaviors == {"at-most-one"} else "any"
         if card["selectionBehavior"] == "at-most-one" and sum(1 for s in suggestions if s.is_recommended) > 1:

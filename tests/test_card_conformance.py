@@ -140,15 +140,3 @@ def test_an_empty_value_is_reported_where_it_is():
     assert_no_empty_values({"a": [0, False, {"b": "x"}]})
     with pytest.raises(CardError, match=r"^card\.a\[1\]\.b is null or empty$"):
         assert_no_empty_values({"a": [1, {"b": ""}]})
-
-
-@settings(max_examples=200, deadline=None)
-@given(name=st.text(max_size=60), namespace=st.uuids())
-def test_card_and_suggestion_uuids_are_rfc4122_name_based_uuids(name, namespace):
-    # response.name_uuid builds uuid5 strings without UUID objects; it must give exactly uuid.uuid5's value.
-    import uuid
-
-    from cds_service.response import name_uuid
-
-    text, raw = name_uuid(namespace.bytes, name)
-    assert text == str(uuid.uuid5(namespace, name)) and raw == uuid.uuid5(namespace, name).bytes

@@ -138,8 +138,8 @@ def test_same_cards_for_every_scenario_with_the_filter(client):
 
 def test_the_record_holds_only_the_observations_whose_codes_a_rule_reads():
     # prefetch.gather leaves out, while it gathers the record, the Observations none of whose codings carries a code
-    # the rules read (vital signs, surveys...): the selection would leave them out anyway. A code under another
-    # system (the LOINC OID) stays in the record: the selection judges the system.
+    # the rules read (vital signs, surveys...): the selection would leave them out anyway. A code under LOINC's OID
+    # (another name of LOINC's system) stays in the record, as it does in the selection.
     from cds_service.prefetch import gather
     from cds_service.protocol import parse_hook_request
     from cds_service.services import services
