@@ -36,7 +36,7 @@ RUN --mount=type=secret,id=ca_bundle,required=false \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/dist .; \
     /opt/venv/bin/pip install --no-deps /tmp/dist/calcinosis_cds-*.whl; \
     /opt/venv/bin/pip uninstall --yes pip setuptools; \
-    /opt/venv/bin/python -c 'import cds_service, cards; from cds_service.settings import bundled_data_path; assert bundled_data_path("terminology.json").is_file()'
+    /opt/venv/bin/python -c 'import cds_service, cards; assert all(p.is_file() for p in cards.terminology_files()); cards.knowledge()'
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed non-root uid/gid, so that a mounted issuers file can be made readable to it; the home directory is

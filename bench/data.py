@@ -13,7 +13,7 @@ five years) until there are 5,000: the same realistic mix of codes the rules rea
 phosphate...) and codes they do not (vital signs, lipids, questionnaires).
 
 Nothing here is used by the service or the test suite's clinical tests; the requests are built with the project's own
-cds_service.request_builder, exactly as a client with full prefetch would send them.
+cds_service.service.request_builder, exactly as a client with full prefetch would send them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cds_service.request_builder import request_from_resources, resources_of_bundle
-from cds_service.services import services
+from cds_service.service.request_builder import request_from_resources, resources_of_bundle
+from cds_service.service.discovery import services
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"

@@ -2,7 +2,7 @@
 
 On a shared machine the end-to-end latencies of `python -m bench` move with the other load; CPU time per stage
 (time.process_time, the minimum over repetitions) moves much less, so it is the figure to compare two versions of the
-code by. Each repetition runs a whole call as cds_service.app.read_json_body and cds_service.service_call.handle do,
+code by. Each repetition runs a whole call as cds_service.service.app.read_json_body and cds_service.service.service_call.handle do,
 on a freshly parsed body, so that nothing validated or read lazily in one repetition is reused by the next:
 the lab results, Conditions and medications the rules read are validated inside "facts + rules + cards".
 """
@@ -14,16 +14,16 @@ import json
 import time
 from datetime import datetime, timezone
 
-from cds_service import resources as selection
-from cds_service.engine import evaluate
-from cds_service.facts import build_facts
-from cds_service.json_text import parse_json
-from cds_service.prefetch import gather
-from cds_service.protocol import parse_hook_request
-from cds_service.rules import Context
-from cds_service.services import services
-from cds_service.settings import Settings
-from cds_service.terminology import terminology
+from cds_service.record import selection
+from cds_service.engine.evaluate import evaluate
+from cds_service.record.facts import build_facts
+from cds_service.record.json_text import parse_json
+from cds_service.service.prefetch import gather
+from cds_service.service.protocol import parse_hook_request
+from cds_service.engine.rules import Context
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings
+from cards import knowledge, terminology
 
 from .data import SERVICE_ID, SIZES, benchmark_patients
 
@@ -42,7 +42,7 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now)
     marks.append(clock())
     facts = build_facts(selected, patient_id=request.patient_id, now=now, terms=terms)
-    evaluation = evaluate(facts, Context(hook=request.hook, settings=settings, context=request.context),
+    evaluation = evaluate(facts, Context(hook=request.hook, hook_context=request.context), knowledge(),
                           service_id=service.id)
     marks.append(clock())
     return [later - earlier for earlier, later in zip(marks, marks[1:])], evaluation

@@ -47,7 +47,7 @@ preload_app = True
 def pre_fork(server, worker):
     """Start-up objects are frozen before each fork, out of the workers' garbage collections (a pause of 20-40 ms
     every ten calls or so without it; cds_service/gunicorn_hooks.py)."""
-    from cds_service.gunicorn_hooks import pre_fork as freeze_start_up_objects
+    from cds_service.service.gunicorn_hooks import pre_fork as freeze_start_up_objects
 
     freeze_start_up_objects(server, worker)
 
@@ -65,7 +65,7 @@ if os.environ.get("CDS_LOG_FORMAT", "json").strip().lower() != "text":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "cds_service.logging_setup.JsonFormatter"}},
+        "formatters": {"json": {"()": "cds_service.service.logging_setup.JsonFormatter"}},
         "handlers": {
             "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
         },
@@ -85,7 +85,7 @@ def _refuse_invalid_settings() -> None:
         return
     try:
         from cds_service import create_app
-        from cds_service.settings import SettingsError
+        from cds_service.service.settings import SettingsError
     except Exception as error:  # the image itself is broken: say so, with the cause
         print(f"calcinosis-cds: cannot import the service: {type(error).__name__}: {error}", file=sys.stderr)
         raise SystemExit(1) from None

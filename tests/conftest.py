@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.relative_dates import resolve
-from cds_service.request_builder import request_from_resources, resources_of_bundle
-from cds_service.services import services
-from cds_service.settings import Settings
+from cds_service.service.clock import fixed_clock
+from cds_service.service.relative_dates import resolve
+from cds_service.service.request_builder import request_from_resources, resources_of_bundle
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "fixtures" / "scenarios"

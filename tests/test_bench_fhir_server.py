@@ -62,7 +62,7 @@ def test_count_pages_with_an_absolute_next_link_on_the_server():
 
 def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_prefetch():
     from bench.data import SERVICE_ID, benchmark_patients
-    from cds_service.fhir_client import FhirClient
+    from cds_service.service.fhir_client import FhirClient
 
     patient = benchmark_patients(("typical",), now=NOW, source="generated")["typical"]
     prefetched = make_app(NOW).test_client().post(f"/cds-services/{SERVICE_ID}", json=patient.request())
@@ -71,8 +71,8 @@ def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_pref
         fetcher = FhirClient()
         try:
             from cds_service import create_app
-            from cds_service.clock import fixed_clock
-            from cds_service.settings import Settings
+            from cds_service.service.clock import fixed_clock
+            from cds_service.service.settings import Settings
 
             app = create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING"),
                              clock=fixed_clock(NOW), fetcher=fetcher)

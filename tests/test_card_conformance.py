@@ -119,7 +119,7 @@ _VALUES = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(_VALUES)
 def test_an_empty_value_anywhere_in_a_card_is_refused_with_its_path(value):
-    from cds_service.response import CardError, _raise_at_empty_value, assert_no_empty_values
+    from cds_service.engine.card_model import CardError, _raise_at_empty_value, assert_no_empty_values
 
     def outcome(check):
         try:
@@ -135,7 +135,7 @@ def test_an_empty_value_anywhere_in_a_card_is_refused_with_its_path(value):
 
 
 def test_an_empty_value_is_reported_where_it_is():
-    from cds_service.response import CardError, assert_no_empty_values
+    from cds_service.engine.card_model import CardError, assert_no_empty_values
 
     assert_no_empty_values({"a": [0, False, {"b": "x"}]})
     with pytest.raises(CardError, match=r"^card\.a\[1\]\.b is null or empty$"):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cds_service.cli import main
+from cds_service.service.cli import main
 
 from .conftest import SCENARIOS, SYNTHEA, NOW
 
@@ -52,7 +52,9 @@ def test_evaluate_refuses_unreadable_input(tmp_path, capsys):
 
 
 def test_rules_catalogue_lists_every_declared_rule(capsys):
-    from cds_service.rules import registry
+    from cards import knowledge as _knowledge
+
+    registry = lambda: _knowledge().rules  # noqa: E731
 
     code, out = run_cli("rules", capsys=capsys)
     assert code == 0
@@ -71,7 +73,7 @@ SYNTHEA_RECORDS = sorted(SYNTHEA.glob("*.json")) if SYNTHEA.is_dir() else []
 def test_synthea_records_evaluate_without_error_and_without_cards(record):
     # A real subprocess: the installed command, as a tester would run it. No calcinosis in these records.
     result = subprocess.run(
-        [sys.executable, "-m", "cds_service.cli", "evaluate", str(record), "--at", "2021-06-01"],
+        [sys.executable, "-m", "cds_service.service.cli", "evaluate", str(record), "--at", "2021-06-01"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -90,7 +92,7 @@ def test_request_prints_a_cds_hooks_request_with_resolved_dates(capsys):
 
 
 def test_docs_rules_md_is_the_current_catalogue():
-    from cds_service.catalogue import catalogue_document
+    from cds_service.service.catalogue import catalogue_document
 
     from .conftest import ROOT
 

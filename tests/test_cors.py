@@ -8,9 +8,9 @@ import json
 import pytest
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.services import services
-from cds_service.settings import Settings, bundled_data_path
+from cds_service.service.clock import fixed_clock
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings, bundled_data_path
 
 from .conftest import NOW, PATIENT_VIEW, minimal_request
 

@@ -2,8 +2,8 @@
 
 import re
 
-from cds_service.prefetch import render_template
-from cds_service.terminology import terminology
+from cds_service.service.prefetch import render_template
+from cards import terminology
 
 
 def test_discovery_lists_services_with_required_fields(client):

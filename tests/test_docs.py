@@ -2,7 +2,7 @@
 
 import re
 
-from cds_service.settings import ENVIRONMENT_VARIABLES
+from cds_service.service.settings import ENVIRONMENT_VARIABLES
 
 from .conftest import ROOT
 

@@ -19,13 +19,13 @@ import requests
 import responses
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.fhir_client import FhirClient
-from cds_service.logging_setup import JsonFormatter, TextFormatter
-from cds_service.prefetch import MEDICATION_KEY, gather
-from cds_service.protocol import parse_hook_request
-from cds_service.services import REQUIRED_KEYS, services
-from cds_service.settings import Settings
+from cds_service.service.clock import fixed_clock
+from cds_service.service.fhir_client import FhirClient
+from cds_service.service.logging_setup import JsonFormatter, TextFormatter
+from cds_service.service.prefetch import MEDICATION_KEY, gather
+from cds_service.service.protocol import parse_hook_request
+from cds_service.service.discovery import REQUIRED_KEYS, services
+from cds_service.service.settings import Settings
 
 from .conftest import NOW, PATIENT_VIEW, fired_rules, load_scenario, make_app, scenario_request
 
@@ -520,7 +520,7 @@ def test_a_server_that_rejects_the_include_gets_the_plain_search_then_the_batch(
 
 
 def test_the_include_is_added_only_to_medication_searches_without_one():
-    from cds_service.fhir_client import with_medication_include
+    from cds_service.service.fhir_client import with_medication_include
 
     assert with_medication_include("MedicationRequest?patient=p1") == (
         "MedicationRequest?patient=p1&_include=MedicationRequest:medication")

@@ -20,10 +20,10 @@ import pytest
 import requests
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.request_builder import request_from_resources
-from cds_service.services import services
-from cds_service.settings import Settings
+from cds_service.service.clock import fixed_clock
+from cds_service.service.request_builder import request_from_resources
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings
 
 from ._processes import free_port, server_process
 from .conftest import NOW, PATIENT_VIEW, fired_rules, make_app
@@ -190,7 +190,7 @@ class NewConnections(logging.Handler):
 
 
 def test_connections_are_reused_between_calls(loaded):
-    from cds_service.fhir_client import FhirClient
+    from cds_service.service.fhir_client import FhirClient
 
     body = request_from_resources(services()[PATIENT_VIEW], patient_resources())
     del body["prefetch"]
@@ -223,7 +223,7 @@ def test_connections_are_reused_between_calls(loaded):
 def test_every_prefetch_template_is_a_search_sekmet_fully_supports(loaded):
     """Sekmet reports a search parameter it ignores as an OperationOutcome entry (search.mode=outcome). The queries
     are checked as the client sends them, with the Medication _include of the medication searches."""
-    from cds_service.fhir_client import with_medication_include
+    from cds_service.service.fhir_client import with_medication_include
 
     with requests.Session() as session:
         session.headers.update({"Authorization": f"Bearer {TOKEN}", "Accept": "application/fhir+json"})

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from jwt.algorithms import ECAlgorithm
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.prefetch import KeyResult
-from cds_service.services import services
-from cds_service.settings import Settings
+from cds_service.service.clock import fixed_clock
+from cds_service.service.prefetch import KeyResult
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings
 
 from .conftest import NOW, minimal_request
 

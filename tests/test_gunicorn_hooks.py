@@ -4,8 +4,8 @@ import gc
 import runpy
 from pathlib import Path
 
-from cds_service import cli
-from cds_service.gunicorn_hooks import pre_fork
+from cds_service.service import cli
+from cds_service.service.gunicorn_hooks import pre_fork
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.json_text import canonical_json, parse_json
+from cds_service.record.json_text import canonical_json, parse_json
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -86,7 +86,7 @@ FINITE_JSON_VALUES = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(FINITE_JSON_VALUES)
 def test_responses_are_written_as_json_that_reads_back_the_same(value):
-    from cds_service.json_text import dump_json
+    from cds_service.record.json_text import dump_json
 
     written = dump_json(value)
     assert isinstance(written, bytes)
@@ -94,7 +94,7 @@ def test_responses_are_written_as_json_that_reads_back_the_same(value):
 
 
 def test_what_orjson_cannot_write_is_written_by_the_standard_library():
-    from cds_service.json_text import dump_json
+    from cds_service.record.json_text import dump_json
 
     assert json.loads(dump_json({"big": 2**70, 1: "a"})) == {"big": 2**70, "1": "a"}
     assert dump_json({"x": float("inf")}) == b'{"x":null}', "valid JSON, where json.dumps wrote Infinity"

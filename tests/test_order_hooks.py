@@ -14,12 +14,13 @@ from datetime import timedelta
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.medications import daily_dose_mg, product_strength_mg
-from cds_service.orders import is_intravenous, orders_under_review, read_draft_orders, read_draft_service_orders
-from cds_service.request_builder import request_from_resources
-from cds_service.rules import Context
-from cds_service.services import services
-from cds_service.settings import Settings
+from cds_service.record.medications import daily_dose_mg, product_strength_mg
+from cds_service.engine.drafts import orders_under_review
+from cds_service.record.draft_orders import is_intravenous, read_draft_orders, read_draft_service_orders
+from cds_service.service.request_builder import request_from_resources
+from cds_service.engine.rules import Context
+from cds_service.service.discovery import services
+from cds_service.service.settings import Settings
 
 from .conftest import NOW, make_app
 
@@ -640,10 +641,8 @@ def test_orders_under_review_follow_the_hook():
     class Facts:
         draft_orders = drafts
 
-    settings = Settings(auth="off")
-
     def refs(hook, selections=None):
-        ctx = Context(hook=hook, settings=settings, context={"selections": selections} if selections else {})
+        ctx = Context(hook=hook, hook_context={"selections": selections} if selections else {})
         return [d.reference for d in orders_under_review(Facts, ctx)]
 
     assert refs(SELECT, ["MedicationRequest/b", "MedicationRequest/c"]) == ["MedicationRequest/b"]

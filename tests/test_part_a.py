@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.settings import bundled_data_path
-from cds_service.terminology import terminology
+import cards
+from cards import terminology
 
 from ._knowledge import by_id, cards_of, comparable, medication_texts, variant, withheld
 from .conftest import NOW, evaluate_scenario, fired_rules
@@ -227,7 +227,7 @@ def test_stopped_medication_does_not_count():
 
 # ---------- terminology: UNVERIFIED codes are never the only way ----------
 def _value_sets():
-    data = json.loads(bundled_data_path("terminology.json").read_text())
+    data = json.loads((cards.DATA / "terminology.json").read_text())
     return data["valueSets"]
 
 
@@ -277,7 +277,7 @@ def test_calciphylaxis_never_by_e8359_alone():
 def test_the_candidate_index_never_misses_a_match():
     # conditions_in() matches a Condition only against terminology.candidate_value_sets(); that must be a superset
     # of the value sets that really match, for every code and word of every value set.
-    from cds_service.terminology import terminology
+    from cards import terminology
 
     terms = terminology()
     concepts = []
@@ -304,7 +304,7 @@ _ALL_WORDS = sorted({w for vs in terminology().value_sets.values() for w in vs.w
 def test_the_candidate_index_never_misses_a_word_in_any_text(parts):
     # Words glued to letters, punctuation, digits and accented letters around them: wherever a value set's
     # word-boundary pattern finds a word, the candidate index must offer that value set.
-    from cds_service.terminology import terminology
+    from cards import terminology
 
     terms = terminology()
     for concept in ({"text": "".join(parts)}, {"text": " ".join(parts)}, {"coding": [{"display": "".join(parts)}]}):
@@ -314,9 +314,9 @@ def test_the_candidate_index_never_misses_a_word_in_any_text(parts):
 
 def _fresh_terminology():
     """A Terminology built anew from the bundled tables: nothing remembered yet."""
-    from cds_service.terminology import load_terminology
+    from cds_service.record.terminology import load_terminology
 
-    return load_terminology()
+    return load_terminology(cards.terminology_files())
 
 
 @settings(max_examples=200, deadline=None)
@@ -325,7 +325,7 @@ def _fresh_terminology():
 def test_remembered_text_matches_are_the_matches_a_fresh_table_finds(parts):
     # The text memos (terminology.TEXT_MEMO_SIZE) must never change an answer: the shared tables, asked before about
     # many texts, answer as tables that have seen none, for candidates and for every value set's word match.
-    from cds_service.terminology import terminology
+    from cards import terminology
 
     warm, fresh = terminology(), _fresh_terminology()
     for text in ("".join(parts), " ".join(parts), " ".join(parts).upper()):
@@ -337,7 +337,7 @@ def test_remembered_text_matches_are_the_matches_a_fresh_table_finds(parts):
 
 
 def test_the_text_memos_stay_bounded():
-    from cds_service.terminology import TEXT_MEMO_SIZE
+    from cds_service.record.terminology import TEXT_MEMO_SIZE
 
     terms = _fresh_terminology()
     vs = terms.value_set("calcinosis-cutis")
@@ -356,7 +356,7 @@ def test_the_text_memos_stay_bounded():
     "display": st.sampled_from(_ALL_WORDS) | st.text(max_size=12)}), max_size=3), st.booleans())
 def test_remembered_concept_candidates_are_those_a_fresh_table_finds(codings, as_list):
     # Candidates are remembered per concept (its exact JSON): asked again, the shared table answers as a new one.
-    from cds_service.terminology import terminology
+    from cards import terminology
 
     warm, fresh = terminology(), _fresh_terminology()
     concept = [{"coding": codings}] if as_list else {"coding": codings, "text": "note"}

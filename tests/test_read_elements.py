@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service import resources, service_call
+from cds_service.record import validation as resources
+from cds_service.record.fhir_values import resource_label
+from cds_service.service import service_call
 
 from .conftest import load_scenario, make_app, scenario_names, scenario_request
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from cds_service.facts import build_facts
-from cds_service.labs import build_panel
-from cds_service.resources import observation_effective, select_and_validate, validate
-from cds_service.terminology import terminology
+from cds_service.record.facts import build_facts
+from cds_service.record.labs import build_panel
+from cds_service.record.selection import observation_effective, select_and_validate
+from cds_service.record.validation import validate
+from cards import terminology
 
 from tests.conftest import NOW
 
@@ -119,7 +120,7 @@ def test_the_effective_date_is_read_as_the_labs_read_it():
 
 
 def test_same_cards_for_every_scenario_with_the_filter(client):
-    from cds_service import service_call
+    from cds_service.service import service_call
     from tests.conftest import load_scenario, scenario_names, scenario_request
 
     original = service_call.select_and_validate
@@ -140,9 +141,9 @@ def test_the_record_holds_only_the_observations_whose_codes_a_rule_reads():
     # prefetch.gather leaves out, while it gathers the record, the Observations none of whose codings carries a code
     # the rules read (vital signs, surveys...): the selection would leave them out anyway. A code under LOINC's OID
     # (another name of LOINC's system) stays in the record, as it does in the selection.
-    from cds_service.prefetch import gather
-    from cds_service.protocol import parse_hook_request
-    from cds_service.services import services
+    from cds_service.service.prefetch import gather
+    from cds_service.service.protocol import parse_hook_request
+    from cds_service.service.discovery import services
 
     service = services()["calcinosis-cutis-patient-view"]
     heart_rate = observation("hr", "8867-4", NOW.isoformat())

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from cds_service import create_app
-from cds_service.clock import fixed_clock
-from cds_service.errors import Unauthorized
-from cds_service.security import (
+from cds_service.service.clock import fixed_clock
+from cds_service.service.errors import Unauthorized
+from cds_service.service.security import (
     MIN_REFETCH_SECONDS,
     Authenticator,
     RemoteKeySets,
@@ -37,7 +37,7 @@ from cds_service.security import (
     _Rejected,
     load_issuers,
 )
-from cds_service.settings import Settings, SettingsError, bundled_data_path
+from cds_service.service.settings import Settings, SettingsError, bundled_data_path
 
 from .conftest import NOW, PATIENT_VIEW, minimal_request
 

@@ -16,7 +16,7 @@ from .conftest import fired_rules, load_scenario, scenario_request
 def server():
     port = free_port()
     env = dict(os.environ, CDS_AUTH="off", CDS_LOG_FORMAT="json")
-    command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "cds_service.service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with server_process(command, f"{base}/healthz", name="the server", env=env):
         yield base

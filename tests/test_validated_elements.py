@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cds_service import resources
-from cds_service.relative_dates import resolve
-from cds_service.request_builder import resources_of_bundle
-from cds_service.validated_elements import MEMO, ElementMemo, SHARED_TYPES, shared_fields
+from cds_service.record import validation as resources
+from cds_service.record.fhir_values import resource_label
+from cds_service.service.relative_dates import resolve
+from cds_service.service.request_builder import resources_of_bundle
+from cds_service.record.validated_elements import MEMO, ElementMemo, SHARED_TYPES, shared_fields
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.observation import Observation
@@ -70,7 +71,7 @@ def test_every_fixture_resource_gets_the_plain_verdict():
     for resource in FIXTURE_RESOURCES:
         expected = plain_verdict(resource)
         invalid += expected is not None
-        assert resources.validate(resource) == expected, resources.resource_label(resource)
+        assert resources.validate(resource) == expected, resource_label(resource)
         assert resources.validate(resource) == expected, "the second time, from the memo"
     assert invalid >= 3, "the fixtures include invalid resources"
 
@@ -81,7 +82,7 @@ def test_every_synthea_resource_gets_the_plain_verdict():
     for path in sorted(SYNTHEA.glob("*.json")):
         for resource in resources_of_bundle(json.loads(path.read_text())):
             if resource.get("resourceType") in resources.READ_ELEMENTS:
-                assert resources.validate(resource) == plain_verdict(resource), resources.resource_label(resource)
+                assert resources.validate(resource) == plain_verdict(resource), resource_label(resource)
                 checked += 1
     assert checked > 1000
 

@@ -1,0 +1,49 @@
+"""The clinical definitions every rule shares, each defined once; the rules import them from here.
+
+| definition | module | decision |
+|---|---|---|
+| scope gate G0, calciphylaxis, tumoral and dystrophic calcinosis | calcinosis.py | A1 |
+| renal insufficiency, severe renal insufficiency, dialysis, eGFR | renal.py | A4 |
+| high and low lab values, adult default limits | labs.py | A3 |
+| which calcium counts, hypercalcemia, hyperphosphatemia, Ca x P | minerals.py | A3, §3.8 |
+| age limits, pregnancy | patient.py | A3, A9 |
+| recurrent infections, recent specialist care | history.py | A8, §3.15 |
+
+Each module's docstring names the rules that use its definitions; tests/test_clinical_definitions.py checks them
+one by one on facts built from a few resources.
+"""
+
+from .calcinosis import (
+    GATE_VALUE_SETS,
+    calciphylaxis,
+    calcinosis,
+    calcinosis_described_as,
+    dystrophic_context,
+    gate_conditions,
+    tumoral_calcinosis,
+)
+from .history import RECENT_CARE_DAYS, recurrent
+from .labs import ADULT_DEFAULT_HIGH, HighAssessment, assess_high, lab_below, lab_high
+from .minerals import (
+    calcium_above,
+    calcium_high,
+    calcium_measure,
+    calcium_phosphate_product,
+    corrected_calcium,
+    hypercalcemia,
+    hyperphosphatemia,
+)
+from .patient import ADULT_AGE_YEARS, age_under, is_child, pregnancy_status, pregnant
+from .renal import EGFR_RENAL_INSUFFICIENCY, EGFR_SEVERE, dialysis, egfr_below, renal_insufficiency, severe_renal_insufficiency
+
+__all__ = [
+    "GATE_VALUE_SETS", "calcinosis", "gate_conditions", "calciphylaxis", "tumoral_calcinosis",
+    "calcinosis_described_as", "dystrophic_context",
+    "RECENT_CARE_DAYS", "recurrent",
+    "ADULT_DEFAULT_HIGH", "HighAssessment", "assess_high", "lab_high", "lab_below",
+    "corrected_calcium", "calcium_measure", "calcium_high", "calcium_phosphate_product", "hyperphosphatemia",
+    "hypercalcemia", "calcium_above",
+    "ADULT_AGE_YEARS", "is_child", "age_under", "pregnant", "pregnancy_status",
+    "EGFR_RENAL_INSUFFICIENCY", "EGFR_SEVERE", "egfr_below", "dialysis", "renal_insufficiency",
+    "severe_renal_insufficiency",
+]

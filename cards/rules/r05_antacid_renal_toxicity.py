@@ -1,0 +1,170 @@
+"""R05: magnesium or aluminium antacids in renal insufficiency may cause magnesium or aluminium toxicity.
+
+On the order hooks it judges the draft orders (on order-select the selected ones); on patient-view an antacid that is
+already active on the record (then there is no draft to remove: the card asks for a review, labs and nephrology).
+Warning; critical (RULES.md R05) when renal insufficiency is severe or on dialysis, when a magnesium-containing
+antacid meets a high magnesium (>= 5.0 mg/dL or above the upper limit) or documented hypermagnesemia (E83.41), when
+an aluminium-containing one meets a high serum aluminium (> 60 ng/mL on dialysis, else above the lab's upper limit or
+7 ng/mL) or aluminium bone disease (M83.4), or when an adverse effect of antacids (T47.1X5) is documented. Matching
+each marker to the metal the antacid contains is a narrowing of the table's "any of", so that a magnesium value does
+not make an aluminium-only antacid critical. R05 takes precedence over R04 (which never suggests an antacid in RI).
+"""
+
+from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
+
+from ..definitions import dialysis, lab_high, renal_insufficiency, severe_renal_insufficiency
+from ..referrals import referral_unless_recent
+from ..wording import bullet_list, describe, medication_line
+
+
+MAGNESIUM_CRITICAL_MG_DL = 5.0  # RULES.md §1.3 and Part 3 #13: critical >= 5 mg/dL
+ALUMINIUM_DIALYSIS_NG_ML = 60.0  # serum Al reference in dialysis patients (S10)
+ALUMINIUM_DEFAULT_ULN_NG_ML = 7.0  # serum Al reference otherwise (S10)
+MAGNESIUM_LAB = ("19123-9", "Magnesium [Mass/volume] in Serum or Plasma")  # VERIFIED (S8, S10)
+ALUMINIUM_LAB = ("5574-9", "Aluminum [Mass/volume] in Serum or Plasma")  # ID-VERIFIED (S10)
+OVERRIDE_REASONS = [
+    ("nephrology-directed", "Directed by nephrology, with magnesium/aluminium monitoring"),
+    ("short-course-monitored", "Short course with serum levels monitored"),
+    ("renal-data-incorrect", "Renal function data shown is incorrect or out of date"),
+    ("benefit-outweighs-risk", "Benefit outweighs the risk for this patient"),
+]
+ARTICLE = (
+    "Magnesium or aluminum antacids may be effective phosphate binders in patients with hyperphosphatemia. However, "
+    "the use of these agents in patients with renal insufficiency may result in magnesium or aluminum toxicity."
+)
+
+
+def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list[dict]]]:
+    """Why the card is critical: (reason, evidence) pairs; empty for a warning."""
+    reasons: list[tuple[str, list[dict]]] = []
+    severe = severe_renal_insufficiency(facts)
+    if severe:
+        reasons.append(("severe renal insufficiency or dialysis", list(severe.evidence)))
+    if magnesium:
+        result = facts.latest_lab("magnesium")
+        high = lab_high(facts, "magnesium")
+        if result is not None and (result.value >= MAGNESIUM_CRITICAL_MG_DL or high):
+            basis = f">= {MAGNESIUM_CRITICAL_MG_DL:g} mg/dL" if result.value >= MAGNESIUM_CRITICAL_MG_DL else "above the upper limit"
+            reasons.append((f"serum magnesium {basis}", [{**result.evidence(), "assessment": basis}]))
+        if marker := facts.has_condition("mg-toxicity-markers"):
+            reasons.append(("hypermagnesemia documented", list(marker.evidence)))
+    if aluminium:
+        result = facts.latest_lab("aluminium")
+        if result is not None:
+            on_dialysis = bool(dialysis(facts))
+            limit = ALUMINIUM_DIALYSIS_NG_ML if on_dialysis else (result.reference_high or ALUMINIUM_DEFAULT_ULN_NG_ML)
+            if result.value > limit:
+                basis = f"above {limit:g} ng/mL" + (" (dialysis reference)" if on_dialysis else "")
+                reasons.append((f"serum aluminium {basis}", [{**result.evidence(), "assessment": basis}]))
+        if marker := facts.has_condition("al-toxicity-markers"):
+            reasons.append(("aluminium bone disease or toxicity documented", list(marker.evidence)))
+    if marker := facts.has_condition("antacid-adverse-effect"):
+        reasons.append(("an adverse effect of antacids documented", list(marker.evidence)))
+    return reasons
+
+
+@rule(
+    id="R05",
+    title="Magnesium or aluminium antacid in renal insufficiency",
+    article="...the use of these agents [magnesium or aluminum antacids] in patients with renal insufficiency may result in magnesium or aluminum toxicity.",
+    evidence_level="Statement of the article (no reference cited)",
+    trigger=(
+        "A draft order (order-select: the selected one; order-sign: any) or, on patient-view, an active medication "
+        "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate (matched by "
+        "name: RxCUIs UNVERIFIED), and renal insufficiency (eGFR < 60, a CKD 3-5/renal failure condition, AKI, or "
+        "dialysis). Critical when RI is severe or on dialysis, Mg >= 5.0 mg/dL or above the upper limit, serum Al "
+        "above 60 ng/mL on dialysis or the upper limit (7 ng/mL) otherwise, or E83.41 / M83.4 / T47.1X5 is documented"
+    ),
+    hooks=("order-select", "order-sign", "patient-view"),
+    suppresses=("R04",),
+    priority=10,
+)
+def antacid_in_renal_insufficiency(facts, ctx):
+    if ctx.hook == "patient-view":
+        mg_meds = facts.medications_in("med-magnesium-antacid", include_drafts=False)
+        al_meds = facts.medications_in("med-aluminium-antacid", include_drafts=False)
+    else:
+        mg_meds = drafts_in(facts, ctx, "med-magnesium-antacid")
+        al_meds = drafts_in(facts, ctx, "med-aluminium-antacid")
+    if not mg_meds and not al_meds:
+        return None
+    ri = renal_insufficiency(facts)
+    if not ri:
+        return None
+
+    meds = {}
+    for fact, match in mg_meds + al_meds:
+        meds.setdefault(fact.reference, (fact, match))
+    magnesium, aluminium = bool(mg_meds), bool(al_meds)
+    escalation = _escalation(facts, magnesium, aluminium)
+    critical = bool(escalation)
+
+    evidence = [fact.evidence(match) for fact, match in meds.values()]
+    evidence += [{"finding": "renal insufficiency", **item} for item in ri.evidence]
+    for reason, items in escalation:
+        evidence += [{"finding": reason, **item} for item in items]
+    reasons = condition_references(ri.evidence)
+
+    suggestions, already = [], []
+    if ctx.hook != "patient-view":
+        for fact, _ in meds.values():
+            if (removal := delete_suggestion(fact, "Mg/Al antacid in renal insufficiency")) is not None:
+                suggestions.append(removal)
+    monitoring = []
+    if magnesium:
+        monitoring.append(MAGNESIUM_LAB + ("Order serum magnesium",))
+    if aluminium:
+        monitoring.append(ALUMINIUM_LAB + ("Order serum aluminium",))
+    for loinc, display, label in monitoring:
+        suggestion, existing = lab_suggestion(facts, ctx, loinc, display, label, reasons)
+        if suggestion:
+            suggestions.append(suggestion)
+        else:
+            already.append(f"{display} ({existing})")
+    referral, existing = referral_unless_recent(facts, "nephrology", reasons, ctx=ctx)
+    if referral:
+        suggestions.append(referral)
+    else:
+        already.append(f"nephrology referral ({existing})")
+
+    metal = "magnesium/aluminum" if magnesium and aluminium else "magnesium" if magnesium else "aluminum"
+    verb = "Review this medication." if ctx.hook == "patient-view" else "Reconsider this order."
+    if critical:
+        why = "severe renal insufficiency" if escalation[0][0].startswith("severe") else "signs of toxicity"
+        summary = f"Mg/Al antacid with {why}: high risk of {metal} toxicity. {verb}"
+    else:
+        summary = f"Mg/Al antacid with renal insufficiency: risk of {metal} toxicity. {verb}"
+
+    what = "ordered" if ctx.hook != "patient-view" else "active on the record"
+    lines = [
+        f"The article: *\"{ARTICLE}\"*",
+        f"**Antacid {what}:**\n\n" + "\n".join(f"- {medication_line(fact)}" for fact, _ in meds.values()),
+        "**Renal insufficiency:**\n\n" + bullet_list(list(ri.evidence)),
+    ]
+    if critical:
+        lines.append(
+            "**Critical because of:**\n\n"
+            + "\n".join(f"- {reason}: " + "; ".join(describe(item) for item in items) for reason, items in escalation)
+        )
+    lines.append(
+        "Consider, with nephrology, a phosphate binder without magnesium or aluminium; if this one is continued, "
+        "monitor serum magnesium and aluminium."
+    )
+    if aluminium:
+        lines.append(
+            "Outside the article (S15, for clinical review): aluminium binders accumulate even when renal function is "
+            "only mildly reduced, and are usually limited to a few days; aluminium bone disease and encephalopathy are "
+            "the severe outcomes."
+        )
+    if already:
+        lines.append("Already ordered or referred, so not suggested again: " + ", ".join(already) + ".")
+    return Recommendation(
+        indicator="critical" if critical else "warning",
+        summary=summary,
+        detail="\n\n".join(lines),
+        evidence=evidence,
+        suggestions=suggestions,
+        selection_behavior="any",
+        override_reasons=OVERRIDE_REASONS,
+    )
+

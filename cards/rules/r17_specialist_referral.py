@@ -1,0 +1,80 @@
+"""R17: consult nephrology, rheumatology or hematology, as the underlying disease indicates.
+
+Article: "A nephrologist, a rheumatologist, and/or a hematologist should be consulted, as indicated by the underlying
+disease." Nephrology: renal insufficiency (A4), hyperphosphatemia, secondary/tertiary hyperparathyroidism,
+calciphylaxis or dialysis. Rheumatology: a connective-tissue disease (M33, M34, M32, L93.2, M35.1). Hematology: only
+the HSCT consideration, which R14 suggests itself (a haematological malignancy is clinician-defined and not coded
+here). A specialty is not suggested when a referral to it (ServiceRequest) or an Encounter with it is on record in the
+last 12 months. One specialty at a time (at-most-one). The card exists for its referrals: when another card already
+offers them (e.g. R11's nephrology referral in calciphylaxis) it is not shown.
+"""
+
+from cds_service.engine.authoring import Recommendation, condition_references, rule
+
+from ..definitions import calciphylaxis, dialysis, hyperphosphatemia, renal_insufficiency
+from ..referrals import REFERRALS, already_referred, referral
+from ..wording import bullet_list
+
+
+def indications(facts):
+    nephrology = {
+        "renal insufficiency": renal_insufficiency(facts),
+        "hyperphosphatemia": hyperphosphatemia(facts),
+        "secondary or tertiary hyperparathyroidism": facts.has_condition("hyperparathyroidism-renal-or-secondary"),
+        "calciphylaxis": calciphylaxis(facts),
+        "dialysis": dialysis(facts),
+    }
+    rheumatology = {"connective-tissue disease": facts.has_condition("connective-tissue-disease")}
+    return {
+        "nephrology": {k: v for k, v in nephrology.items() if v},
+        "rheumatology": {k: v for k, v in rheumatology.items() if v},
+    }
+
+
+@rule(
+    id="R17",
+    title="Specialist consultation for the underlying disease",
+    article="A nephrologist, a rheumatologist, and/or a hematologist should be consulted, as indicated by the underlying disease.",
+    evidence_level="Expert recommendation of the article",
+    trigger=(
+        "Calcinosis and, for nephrology: renal insufficiency, high phosphate, secondary/tertiary hyperparathyroidism, "
+        "calciphylaxis or dialysis; for rheumatology: a connective-tissue disease. Not when a referral to, or an "
+        "encounter with, that specialty is on record in the last 12 months"
+    ),
+    priority=20,
+)
+def specialist_referral(facts, ctx):
+    suggestions, evidence, reasons_text, already = [], [], [], []
+    for specialty, found in indications(facts).items():
+        if not found:
+            continue
+        existing = already_referred(facts, specialty)
+        if existing:
+            already.append(f"{specialty} ({existing})")
+            continue
+        items = [item for finding in found.values() for item in finding.evidence]
+        evidence.extend({"specialty": specialty, **item} for item in items)
+        reasons_text.append(f"**{specialty.capitalize()}** for {', '.join(found)}:\n\n{bullet_list(items)}")
+        suggestions.append(referral(facts, specialty, condition_references(items)))
+    if not suggestions:
+        return None
+    names = " or ".join(s.key.removeprefix("referral-") for s in suggestions)
+    drivers = "renal/metabolic disease" if suggestions[0].key == "referral-nephrology" else "connective-tissue disease"
+    if len(suggestions) > 1:
+        drivers = "renal and connective-tissue disease"
+    detail = (
+        "The article: *\"A nephrologist, a rheumatologist, and/or a hematologist should be consulted, as indicated "
+        "by the underlying disease.\"*\n\n" + "\n\n".join(reasons_text)
+    )
+    if already:
+        detail += "\n\nAlready referred or seen in the last 12 months, so not suggested again: " + ", ".join(already) + "."
+    assert all(s.key.removeprefix("referral-") in REFERRALS for s in suggestions)
+    return Recommendation(
+        indicator="info",
+        summary=f"Calcinosis cutis with {drivers}: consider referral to {names}.",
+        detail=detail,
+        evidence=evidence,
+        suggestions=suggestions,
+        selection_behavior="at-most-one",  # RULES.md §3.15: one specialty at a time
+        needs_suggestions=True,
+    )

@@ -1,0 +1,48 @@
+"""Code systems as the record names them, and the LOINC codes of an Observation.
+
+Clients name one code system by several URIs (ICD-10-CM arrives under the WHO ICD-10 URI too; OIDs for all of them);
+every reader of the record compares systems by the short key these give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEM_ALIASES = {
+    "http://hl7.org/fhir/sid/icd-10": "icd10cm",
+    "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
+    "urn:oid:2.16.840.1.113883.6.90": "icd10cm",
+    "http://snomed.info/sct": "snomed",
+    "urn:oid:2.16.840.1.113883.6.96": "snomed",
+    "http://loinc.org": "loinc",
+    "urn:oid:2.16.840.1.113883.6.1": "loinc",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+    "urn:oid:2.16.840.1.113883.6.88": "rxnorm",
+    "http://www.whocc.no/atc": "atc",
+}
+
+
+def system_key(system: Any) -> str | None:
+    """The short key of a code system URI; a system of another JSON type is none."""
+    return SYSTEM_ALIASES.get(system) if isinstance(system, str) else None
+
+
+def normalise_code(system: str, code: str) -> str:
+    code = code.strip().upper()
+    return code.replace(".", "") if system == "icd10cm" else code
+
+
+def loinc_codes(resource: dict, among: frozenset[str] | None = None) -> list[str]:
+    """The LOINC codes of an Observation, in order; with `among`, only those in it. Written with exact type checks
+    and the set lookup first because it runs on every Observation of a record (thousands in a long one)."""
+    code = resource.get("code")
+    codings = code.get("coding") if type(code) is dict else None
+    if type(codings) is not list:
+        return []
+    found = []
+    for coding in codings:
+        if type(coding) is dict:
+            value = coding.get("code")
+            if type(value) is str and (among is None or value in among) and system_key(coding.get("system")) == "loinc":
+                found.append(value)
+    return found

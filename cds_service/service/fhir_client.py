@@ -1,0 +1,516 @@
+"""Fetch what the prefetch lacks from the EHR's FHIR server: bounded, parallel, and honest about what it could not get.
+
+CDS Hooks 2.0 §Prefetch: a key the client left out is fetched from `fhirServer` by running its template, with
+`Authorization: Bearer <fhirAuthorization.access_token>` when the client gave one (unauthenticated otherwise: the
+sandbox's open mode). This module is the `Fetcher` of prefetch.py:
+
+- every key runs in parallel on a shared thread pool, over one shared connection pool (keep-alive between requests),
+  both sized for several concurrent service calls' keys at once;
+- the MedicationRequest and MedicationStatement searches ask for their Medications in the same search
+  (`_include=MedicationRequest:medication`), so that a record whose drugs are `medicationReference`s needs no second
+  round trip; the batched `Medication?_id=` search stays for what a server did not include (servers that ignore
+  `_include`, prefetched Bundles), and a server that rejects the `_include` gets the plain search;
+- one deadline covers the whole service call (every key, every page, and the Medication batch); at the deadline the
+  call stops waiting, and whatever has not arrived is an error for its key; each HTTP request also has a connect and
+  a read timeout, never longer than what is left of the deadline;
+- searchset Bundles are followed through their `next` links, up to a page cap and a resource cap per key; a `next`
+  link seen twice (a loop) stops the paging; what a cap cut off is reported as an error of the key (its resources
+  are kept);
+- a `next` link, like any URL we send the token to, must be on the fhirServer's origin (scheme, host and port);
+  redirects are not followed;
+- any failure (unreachable, timeout, 401/403, 404, 5xx, invalid JSON, an OperationOutcome, a Bundle where a resource
+  was expected or the reverse, the deadline) becomes a short reason in KeyResult.error: no URL, no token, no
+  patient data. prefetch.gather turns errors of required keys into a 412 and reports the optional ones.
+
+The access token is only ever put in the header of a request to the fhirServer's origin: it is never logged, stored
+on the session, or placed in an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+
+from cds_service.record.json_text import parse_json
+from .prefetch import KeyResult, bundle_resources
+from .protocol import HookRequest
+from .settings import Settings
+
+log = logging.getLogger("cds_service.fhir_client")
+
+ACCEPT = "application/fhir+json"
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a 500-Observation page is a few MB
+MEDICATION_IDS_PER_SEARCH = 50  # keeps `Medication?_id=...` well under common URL length limits
+# The searches whose resources name their drug by reference, and the _include that brings the Medications along.
+MEDICATION_INCLUDES = {
+    "MedicationRequest": "MedicationRequest:medication",
+    "MedicationStatement": "MedicationStatement:medication",
+}
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_CHUNK = 64 * 1024
+NOT_HTTP = "fhirServer is not an http(s) URL; nothing was fetched"
+
+
+class FetchError(Exception):
+    """Why one key could not be (fully) read; the message is safe to show the caller and to log."""
+
+
+class QueryRejected(FetchError):
+    """The server refused the query itself (a 4xx other than 401/403/404/410/429): e.g. a parameter it does not know."""
+
+
+class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
+    """The session is shared by every call (and every EHR user): a cookie one answer sets must never ride along
+    with another call's request."""
+
+    def set_ok(self, cookie, request):  # noqa: D401 - cookielib API
+        return False
+
+    def return_ok(self, cookie, request):
+        return False
+
+
+@dataclass
+class Deadline:
+    """One deadline for everything fetched for one service call."""
+
+    seconds: float
+    at: float  # time.monotonic()
+
+    @classmethod
+    def start(cls, seconds: float) -> "Deadline":
+        return cls(seconds=seconds, at=time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @property
+    def message(self) -> str:
+        return f"not obtained within the fetch deadline of {self.seconds:g} s"
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> "Origin | None":
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return cls(parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80))
+
+
+@dataclass
+class _Call:
+    """What every task of one service call shares."""
+
+    base: str  # fhirServer, without a trailing slash
+    origin: Origin
+    headers: dict[str, str]
+    deadline: Deadline
+    cancelled: threading.Event
+    # The environment's proxies and CA bundle for fhirServer (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...), resolved
+    # once per call rather than once per request (see FhirClient.__init__).
+    proxies: dict[str, str]
+    verify: bool | str
+
+
+class FhirClient:
+    """The default Fetcher: thread-safe, one instance per application (gunicorn threads share it)."""
+
+    def __init__(
+        self,
+        *,
+        deadline_seconds: float = 4.0,
+        connect_timeout_seconds: float = 1.0,
+        read_timeout_seconds: float = 3.0,
+        max_pages: int = 20,
+        max_resources: int = 10_000,
+        max_workers: int = 64,
+    ):
+        self.deadline_seconds = deadline_seconds
+        self.connect_timeout = connect_timeout_seconds
+        self.read_timeout = read_timeout_seconds
+        self.max_pages = max_pages
+        self.max_resources = max_resources
+        self.session = requests.Session()
+        self.session.cookies.set_policy(_NoCookies())
+        # requests reads the environment (proxies, CA bundle, ~/.netrc) again on every request when trust_env is on:
+        # ~0.5 ms of CPU a request, under the GIL, so nine parallel keys left one after another over ~14 ms. The
+        # proxies and CA bundle are read once per call instead (_Call), and ~/.netrc never: its credentials would
+        # replace the EHR's Bearer token (the only credential this client may send).
+        self.session.trust_env = False
+        # One thread and one kept-alive connection per concurrent fetch: a call's 9 keys plus the Medication batch,
+        # for each of a gunicorn worker's threads (4 in the image) at once; threads are only started when needed.
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max_workers, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._adapter = adapter
+        self._max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "FhirClient":
+        return cls(
+            deadline_seconds=settings.fetch_deadline_seconds,
+            connect_timeout_seconds=settings.fetch_connect_timeout_seconds,
+            read_timeout_seconds=settings.fetch_read_timeout_seconds,
+            max_pages=settings.fetch_max_pages,
+            max_resources=settings.fetch_max_resources,
+        )
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the thread pool (waiting for requests still running, if asked) and close the connections."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+        self.session.close()
+
+    # ------------------------------------------------------------------ the Fetcher interface
+
+    def fetch(self, request: HookRequest, queries: dict[str, str], continuations: dict[str, str]) -> dict[str, KeyResult]:
+        """Run the absent keys' queries and follow the partial Bundles' next links, in parallel, within the deadline."""
+        call = self._call(request)
+        if call is None:
+            return {key: KeyResult(error=NOT_HTTP, source="fetched") for key in [*queries, *continuations]}
+        tasks: dict[str, Callable[[], KeyResult]] = {}
+        for key, query in queries.items():
+            tasks[key] = (lambda q=query: self._read_query_including_medications(call, q))
+        for key, next_url in continuations.items():
+            # The client's first page counts as one page.
+            tasks[key] = (lambda u=next_url: self._read_pages(call, u, pages_left=self.max_pages - 1, seen=set()))
+        return self._run(call, tasks)
+
+    def fetch_medications(self, request: HookRequest, references: list[str]) -> KeyResult:
+        """Medications the record references but does not hold, in one batched search, within the same deadline."""
+        call = self._call(request)
+        if call is None:
+            return KeyResult(error=NOT_HTTP, source="fetched")
+        ids: list[str] = []
+        refused: list[str] = []
+        for reference in references:
+            mid = self._medication_id(call, reference)
+            if mid is None:
+                refused.append(reference)
+            elif mid not in ids:
+                ids.append(mid)
+        chunks = [ids[i : i + MEDICATION_IDS_PER_SEARCH] for i in range(0, len(ids), MEDICATION_IDS_PER_SEARCH)]
+        tasks = {
+            f"batch-{n}": (lambda c=chunk: self._read_query(call, f"Medication?_id={','.join(c)}&_count={len(c)}"))
+            for n, chunk in enumerate(chunks)
+        }
+        results = self._run(call, tasks) if tasks else {}
+        found: dict[str, dict] = {}
+        errors: list[str] = []
+        for result in results.values():
+            for resource in result.resources:
+                if resource.get("resourceType") == "Medication" and resource.get("id") in ids:
+                    found[resource["id"]] = resource
+            if result.error:
+                errors.append(result.error)
+        not_found = [f"Medication/{mid}" for mid in ids if mid not in found]
+        problems = []
+        if refused:
+            problems.append("cannot be fetched from the fhirServer: " + ", ".join(refused))
+        if errors:
+            problems.append("; ".join(dict.fromkeys(errors)) + ": " + ", ".join(not_found))
+        elif not_found:
+            problems.append("not found on the FHIR server: " + ", ".join(not_found))
+        return KeyResult(resources=list(found.values()), error="; ".join(problems) or None, source="fetched")
+
+    # ------------------------------------------------------------------ one service call
+
+    def _call(self, request: HookRequest) -> _Call | None:
+        """The call's shared state; the deadline starts at the call's first fetch and covers the later ones."""
+        scope = getattr(self._local, "scope", None)
+        if scope is not None and scope[0]() is request:
+            deadline = scope[1]
+        else:
+            deadline = Deadline.start(self.deadline_seconds)
+            # A weak reference: the same HookRequest object (not an equal one) is the same service call.
+            self._local.scope = (weakref.ref(request), deadline)
+        base = str(request.fhir_server).rstrip("/")
+        origin = Origin.of(base)
+        if origin is None:  # protocol.py already refuses these; never send anything to a non-http(s) URL
+            return None
+        # The session's default headers (User-Agent, Accept-Encoding: gzip, keep-alive) with the call's own, merged
+        # once per call: requests are sent through the adapter (_get_json), not Session.request.
+        headers = {**self.session.headers, "Accept": ACCEPT}
+        if request.fhir_authorization is not None:
+            headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
+        proxies, verify = _environment(base)
+        return _Call(base=base, origin=origin, headers=headers, deadline=deadline, cancelled=threading.Event(),
+                     proxies=proxies, verify=verify)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="fhir-fetch")
+            return self._executor
+
+    def _run(self, call: _Call, tasks: dict[str, Callable[[], KeyResult]]) -> dict[str, KeyResult]:
+        started = time.perf_counter()
+        pool = self._pool()
+        futures: dict[str, Future] = {key: pool.submit(self._guarded, key, task) for key, task in tasks.items()}
+        wait(futures.values(), timeout=max(0.0, call.deadline.remaining()))
+        results: dict[str, KeyResult] = {}
+        for key, future in futures.items():
+            if future.done() and not future.cancelled():
+                results[key] = future.result()
+            else:
+                future.cancel()
+                results[key] = KeyResult(error=call.deadline.message, source="fetched")
+        call.cancelled.set()  # tasks still running stop at their next page or chunk
+        log.info(
+            "fetched",
+            extra={
+                "keys": {key: ("error" if result.error else "ok") for key, result in results.items()},
+                "resources": sum(len(result.resources) for result in results.values()),
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return results
+
+    @staticmethod
+    def _guarded(key: str, task: Callable[[], KeyResult]) -> KeyResult:
+        try:
+            return task()
+        except FetchError as error:
+            return KeyResult(error=str(error), source="fetched")
+        except Exception as error:  # a bug must not become a 500 or a hang: the key is missing, and we say why
+            log.error("fetch failed unexpectedly", extra={"key": key, "error": type(error).__name__})
+            return KeyResult(error="internal error while fetching", source="fetched")
+
+    # ------------------------------------------------------------------ reads and searches
+
+    def _read_query_including_medications(self, call: _Call, query: str) -> KeyResult:
+        """A MedicationRequest/MedicationStatement search asks for its Medications too (`_include`), in the same round
+        trip; a server that rejects the parameter gets the query as the template wrote it."""
+        included = with_medication_include(query)
+        if included == query:
+            return self._read_query(call, query)
+        try:
+            return self._read_query(call, included)
+        except QueryRejected:
+            return self._read_query(call, query)
+
+    def _read_query(self, call: _Call, query: str) -> KeyResult:
+        path = query.lstrip("/")
+        url = f"{call.base}/{path}"
+        resource_type = path.split("?", 1)[0].split("/", 1)[0]
+        is_read = "?" not in path and "/" in path
+        if not is_read:
+            return self._read_pages(call, url, pages_left=self.max_pages, seen=set())
+        resource = self._get_json(call, url, what="resource")
+        if resource.get("resourceType") == "OperationOutcome":
+            raise FetchError("the FHIR server answered with an OperationOutcome")
+        if resource.get("resourceType") != resource_type:
+            raise FetchError(f"the FHIR server answered with a {_kind(resource)} where a {resource_type} was expected")
+        return KeyResult(resources=[resource], source="fetched")
+
+    def _read_pages(self, call: _Call, url: str, *, pages_left: int, seen: set[str]) -> KeyResult:
+        resources: list[dict] = []
+        matched = 0  # resources of search.mode "match" (not "include"): what the Bundle's `total` counts
+        pages = 0
+        truncated: str | None = None
+        bundle: dict = {}
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                truncated = f"the FHIR server's next links loop (page {pages + 1} repeats an earlier page); paging stopped"
+                break
+            if pages >= pages_left:
+                truncated = f"only {pages} page{'' if pages == 1 else 's'} read (cap CDS_FETCH_MAX_PAGES={self.max_pages})"
+                break
+            if len(resources) >= self.max_resources:
+                truncated = f"only {len(resources)} resources read (cap CDS_FETCH_MAX_RESOURCES={self.max_resources})"
+                break
+            seen.add(next_url)
+            try:
+                bundle = self._get_json(call, next_url, what="searchset Bundle")
+                if bundle.get("resourceType") == "OperationOutcome":
+                    raise FetchError("the FHIR server answered with an OperationOutcome")
+                if bundle.get("resourceType") != "Bundle":
+                    raise FetchError(f"the FHIR server answered with a {_kind(bundle)} where a searchset Bundle was expected")
+            except FetchError as error:
+                if not pages:
+                    raise
+                # What the earlier pages gave is kept; the key still reports that the search is incomplete.
+                truncated = f"page {pages + 1} could not be read: {error}"
+                next_url = None
+                break
+            pages += 1
+            page_resources = bundle_resources(bundle)
+            page_included = _included_count(bundle)
+            room = self.max_resources - len(resources)
+            if len(page_resources) > room:
+                resources.extend(page_resources[:room])
+                matched += max(0, room - page_included)
+                truncated = (
+                    f"only {self.max_resources} resources read, {len(page_resources) - room} more on the last page "
+                    f"and perhaps more after it (cap CDS_FETCH_MAX_RESOURCES={self.max_resources})"
+                )
+                break
+            resources.extend(page_resources)
+            matched += len(page_resources) - page_included
+            try:
+                next_url = self._next_link(call, bundle)
+            except FetchError as error:
+                truncated = str(error)
+                break
+        if truncated and isinstance(bundle.get("total"), int):
+            unread = bundle["total"] - matched
+            if unread > 0:
+                truncated += f"; about {unread} resources not read"
+        return KeyResult(resources=resources, error=truncated, source="fetched")
+
+    def _next_link(self, call: _Call, bundle: dict) -> str | None:
+        for link in bundle.get("link") or []:
+            if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+                url = urljoin(call.base + "/", link["url"])
+                if Origin.of(url) != call.origin:
+                    raise FetchError("a next link points outside the fhirServer's origin; it was not followed")
+                return url
+        return None
+
+    def _medication_id(self, call: _Call, reference: str) -> str | None:
+        """The id of a Medication reference we may fetch from the fhirServer, or None."""
+        if reference.startswith(("http://", "https://")):
+            if not reference.startswith(call.base + "/") or Origin.of(reference) != call.origin:
+                return None  # another server: we never send the token elsewhere
+            reference = reference[len(call.base) + 1 :]
+        kind, _, mid = reference.partition("/")
+        if kind != "Medication" or "/" in mid or not _FHIR_ID.match(mid):
+            return None  # urn:uuid (a Bundle-local id), versioned or malformed references
+        return mid
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _get_json(self, call: _Call, url: str, *, what: str) -> dict[str, Any]:
+        if call.cancelled.is_set():
+            raise FetchError(call.deadline.message)
+        if Origin.of(url) != call.origin:  # defence in depth: the token goes to the fhirServer's origin only
+            raise FetchError("refused to fetch from outside the fhirServer's origin")
+        remaining = call.deadline.remaining()
+        if remaining <= 0.001:
+            raise FetchError(call.deadline.message)
+        timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        # Prepared and sent straight through the adapter: Session.request would merge session settings, cookies
+        # (refused anyway) and hooks on every request, ~0.2 ms of CPU each under the GIL, and the nine requests of a
+        # call leave one after another (docs/performance.md). Redirects are not followed either way.
+        prepared = requests.PreparedRequest()
+        try:
+            prepared.prepare(method="GET", url=url, headers=call.headers)
+            with self._adapter.send(prepared, stream=True, timeout=timeout, verify=call.verify,
+                                    proxies=call.proxies) as response:
+                _check_status(response.status_code, authenticated="Authorization" in call.headers, what=what)
+                body = bytearray()
+                for chunk in response.iter_content(_CHUNK):
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise FetchError(f"the FHIR server's answer is larger than {MAX_RESPONSE_BYTES} bytes")
+                    if call.cancelled.is_set() or call.deadline.remaining() <= 0:
+                        raise FetchError(call.deadline.message)
+        except requests.RequestException as error:
+            raise FetchError(_transport_reason(error)) from None
+        try:
+            parsed = parse_json(body)
+        except (ValueError, RecursionError):
+            raise FetchError("the FHIR server's answer is not valid JSON (empty, truncated or not JSON)") from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceType"), str):
+            raise FetchError("the FHIR server's answer is not a FHIR resource")
+        return parsed
+
+
+def with_medication_include(query: str) -> str:
+    """The query with `_include=<Type>:medication` added when it is a MedicationRequest/MedicationStatement search that
+    does not already ask for an _include; any other query unchanged."""
+    path, sep, params = query.partition("?")
+    include = MEDICATION_INCLUDES.get(path.strip("/"))
+    if include is None or not sep:
+        return query
+    if any(p.split("=", 1)[0].startswith("_include") for p in params.split("&")):
+        return query
+    return f"{query}{'&' if params else ''}_include={include}"
+
+
+def _environment(base: str) -> tuple[dict[str, str], bool | str]:
+    """What requests would read from the environment for fhirServer on every request: proxies and the CA bundle."""
+    proxies = requests.utils.get_environ_proxies(base)
+    verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return proxies, verify
+
+
+def _included_count(bundle: dict) -> int:
+    """Entries a server added with _include (search.mode "include"): not counted by the Bundle's `total`."""
+    count = 0
+    for entry in bundle.get("entry") or []:
+        search = entry.get("search") if isinstance(entry, dict) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if (isinstance(search, dict) and search.get("mode") == "include" and isinstance(resource, dict)
+                and isinstance(resource.get("resourceType"), str) and resource["resourceType"] != "OperationOutcome"):
+            count += 1
+    return count
+
+
+def _kind(resource: dict) -> str:
+    return str(resource.get("resourceType"))[:64]
+
+
+def _check_status(status: int, *, authenticated: bool, what: str) -> None:
+    if 200 <= status < 300:
+        return
+    if status == 401:
+        raise FetchError(
+            "the FHIR server refused the access token (401)" if authenticated
+            else "the FHIR server requires authorization (401) and the request carried no fhirAuthorization"
+        )
+    if status == 403:
+        raise FetchError("the FHIR server forbade access (403)")
+    if status in (404, 410):
+        raise FetchError(f"the FHIR server has no such {'resource' if what == 'resource' else 'search'} ({status})")
+    if status == 429:
+        raise FetchError("the FHIR server is rate-limiting (429)")
+    if 300 <= status < 400:
+        raise FetchError(f"the FHIR server answered with a redirect ({status}), which is not followed")
+    if status >= 500:
+        raise FetchError(f"the FHIR server failed ({status})")
+    raise QueryRejected(f"the FHIR server rejected the query ({status})")
+
+
+def _transport_reason(error: requests.RequestException) -> str:
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "timed out connecting to the FHIR server"
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return "the FHIR server did not answer in time (read timeout)"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "TLS error with the FHIR server"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if error.args and isinstance(error.args[0], ReadTimeoutError):  # raised while streaming the body
+            return "the FHIR server did not answer in time (read timeout)"
+        return "could not connect to the FHIR server"
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return "the connection broke while reading the FHIR server's answer"
+    return "the request to the FHIR server failed"

@@ -1,0 +1,109 @@
+"""The CDS Hooks endpoints, as a Flask blueprint:
+
+GET  /cds-services                    discovery
+POST /cds-services/<id>               a service call
+POST /cds-services/<id>/feedback      feedback on cards
+
+Each checks the caller first (an unauthenticated caller learns nothing, not even which ids exist), then reads the body.
+What they share (settings, clock, fetcher, authenticator, issued cards) is the app's ServiceState.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from cds_service.record.json_text import dump_json, parse_json
+
+from .clock import Clock
+from .discovery import services
+from .errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from .feedback import IssuedCards, record_feedback, validate_feedback
+from .prefetch import Fetcher
+from .security import Authenticator
+from .service_call import find_service, handle
+from .settings import Settings
+
+EXTENSION = "calcinosis-cds"
+hooks = Blueprint("cds_hooks", __name__)
+
+
+@dataclass
+class ServiceState:
+    """What the endpoints share for the app's lifetime (in app.extensions)."""
+
+    settings: Settings
+    clock: Clock
+    fetcher: Fetcher
+    authenticator: Authenticator
+    issued: IssuedCards
+
+
+def state() -> ServiceState:
+    return current_app.extensions[EXTENSION]
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(dump_json(payload), status=status, mimetype="application/json")
+
+
+def read_json_body() -> Any:
+    """The request's JSON body, or a 4xx: 415 for another content type, 413 when too large, 400 when malformed."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+    limit = state().settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
+        # resource before it is validated (record/validation.py), not on the whole body, which costs as much as
+        # parsing it.
+        return parse_json(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the request body is not valid JSON, or is nested too deeply to read") from None
+
+
+def authenticate() -> dict | None:
+    current = state()
+    try:
+        claims = current.authenticator.authenticate(request, current.settings)
+    except Unauthorized:
+        g.auth = "rejected"
+        raise
+    g.auth = "verified" if claims else ("off" if current.settings.auth == "off" else "anonymous")
+    g.issuer = (claims or {}).get("iss")
+    return claims
+
+
+@hooks.get("/cds-services")
+def discovery():
+    authenticate()
+    return json_response({"services": [service.discovery() for service in services().values()]})
+
+
+@hooks.post("/cds-services/<service_id>")
+def service_call(service_id: str):
+    authenticate()  # before anything else: an unauthenticated caller learns nothing, not even which ids exist
+    service = find_service(service_id)
+    body = read_json_body()
+    current = state()
+    result = handle(service, body, settings=current.settings, clock=current.clock, fetcher=current.fetcher)
+    current.issued.remember(result.evaluation.cards)
+    g.hook_instance = result.request.hook_instance
+    g.call_summary = result.summary
+    return json_response(result.response)
+
+
+@hooks.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str):
+    authenticate()
+    find_service(service_id)
+    entries = validate_feedback(read_json_body())
+    record_feedback(service_id, entries, state().issued)
+    return json_response({})

@@ -1,0 +1,98 @@
+"""One service call, from request body to CDS Hooks response; shared by the HTTP route and `calcinosis-cds evaluate`.
+
+request body -> HookRequest (protocol) -> patient record (prefetch, fetching what is absent) -> validated resources
+-> patient facts (with the hook's draft orders) -> cards (engine) -> response with a report of what was skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cards
+from cds_service.engine.evaluate import Evaluation, evaluate
+from cds_service.engine.rules import Context, RuleSettings
+from cds_service.record.draft_orders import read_draft_orders
+from cds_service.record.facts import build_facts
+from cds_service.record.selection import select_and_validate
+
+from .clock import Clock
+from .discovery import Service, services
+from .errors import NotFound
+from .prefetch import Fetcher, gather
+from .protocol import HookRequest, parse_hook_request
+from .settings import Settings
+
+
+@dataclass
+class CallResult:
+    request: HookRequest
+    evaluation: Evaluation
+    response: dict[str, Any]
+    summary: dict[str, Any]  # what the call's log line says of it: rule ids and counts, no patient data
+
+
+def find_service(service_id: str) -> Service:
+    service = services().get(service_id)
+    if service is None:
+        raise NotFound(f"no CDS service with id {service_id!r}; see GET /cds-services")
+    return service
+
+
+def rule_settings(settings: Settings) -> RuleSettings:
+    """The service's settings that rules read."""
+    return RuleSettings(low_dose_warfarin_mg_per_day=settings.low_dose_warfarin_mg_per_day)
+
+
+def draft_order_facts(request: HookRequest, record_medications: list[dict]):
+    """The draft orders of an order hook, read leniently; none on patient-view."""
+    if request.hook not in ("order-select", "order-sign"):
+        return []
+    return read_draft_orders(request.context["draftOrders"], record_medications)
+
+
+def handle(
+    service: Service,
+    body: Any,
+    *,
+    settings: Settings,
+    clock: Clock,
+    fetcher: Fetcher | None = None,
+) -> CallResult:
+    knowledge = cards.knowledge()
+    terms = knowledge.terminology
+    request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
+    record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
+    now = clock()
+    selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
+    facts = build_facts(
+        selected,
+        patient_id=request.patient_id,
+        now=now,
+        terms=terms,
+        draft_orders=draft_order_facts(request, selected.of("Medication")),
+        # Every key whose data is missing or incomplete (a required key cut short by a page cap included):
+        # rules that reason from absence must not read "not obtained" as "none on file".
+        missing_keys=[key for key, result in record.keys.items() if result.error],
+    )
+    ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings))
+    evaluation = evaluate(facts, ctx, knowledge, service_id=service.id)
+
+    response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
+    report: dict[str, Any] = {}
+    if record.problems():
+        # Missing optional keys, and required keys obtained only in part (a page cap, a failed later page).
+        report["missingData"] = record.problems()
+    skipped = selected.skipped + facts.invalid_resources()  # Conditions and labs are validated when read
+    if skipped:
+        report["skippedResources"] = skipped
+    if facts.labs.unusable:
+        report["unusedLabResults"] = facts.labs.unusable
+    if evaluation.failed_rules:
+        report["failedRules"] = evaluation.failed_rules
+    if report:
+        response["extension"] = {"calcinosis-cds": report}
+    # Ids and counts only; the HTTP layer logs them on the call's one `request` line (docs/security.md, Logs).
+    summary = {"rules": evaluation.fired, "cards": len(evaluation.cards), "skipped": len(skipped),
+               "missing": record.missing_optional}
+    return CallResult(request=request, evaluation=evaluation, response=response, summary=summary)
