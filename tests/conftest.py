@@ -21,6 +21,8 @@ from cds_service.request_builder import request_from_resources, resources_of_bun
 from cds_service.services import services
 from cds_service.settings import Settings
 
+from .browser import browser  # noqa: F401  (the real-browser fixture, offered to every test)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "fixtures" / "scenarios"
 SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
