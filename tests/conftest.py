@@ -21,6 +21,8 @@ from cds_service.service.request_builder import request_from_resources, resource
 from cds_service.service.discovery import services
 from cds_service.service.settings import Settings
 
+from .browser import browser  # noqa: F401  (the real-browser fixture, offered to every test)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "fixtures" / "scenarios"
 SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
