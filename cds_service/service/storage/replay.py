@@ -46,5 +46,6 @@ def remember(
         insert_for(session, ReplayEntry)
         .values(issuer=issuer, jti_hash=jti_hash, expires_at=expires_at)
         .on_conflict_do_nothing(index_elements=["issuer", "jti_hash"])
+        .returning(ReplayEntry.jti_hash)
     )
-    return ReplayVerdict.ACCEPTED if inserted.rowcount == 1 else ReplayVerdict.REPLAYED
+    return ReplayVerdict.ACCEPTED if inserted.first() is not None else ReplayVerdict.REPLAYED

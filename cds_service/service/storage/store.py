@@ -177,8 +177,9 @@ class Store:
                     iso_week=iso_week(now),
                 )
                 .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(FeedbackRecord.id)
             )
-            stored = inserted.rowcount == 1
+            stored = inserted.first() is not None
             if stored and known and entry.outcome == "overridden":
                 self._dismiss(session, card, now)
         return FeedbackResult(stored=stored, known_card=known)
