@@ -32,6 +32,8 @@ from cds_service.service.storage import (
     current_revision,
     head_revision,
     make_engine,
+    normalise_url,
+    sqlite_url,
     upgrade,
 )
 from cds_service.service.storage.migrate import migration_lock
@@ -125,7 +127,10 @@ def test_two_processes_upgrading_one_fresh_database_both_succeed(db_url):
                                            stderr=subprocess.PIPE, text=True)
                 processes.append(process)
                 threading.Thread(target=read, args=(process, index), daemon=True).start()
-            assert {waiting.get(timeout=60), waiting.get(timeout=60)} == {0, 1}, outputs
+            try:
+                assert {waiting.get(timeout=60), waiting.get(timeout=60)} == {0, 1}, outputs
+            except queue.Empty:
+                pytest.fail(f"an upgrade did not wait for the migration lock: {outputs}")
         for process in processes:
             assert process.wait(timeout=60) == 0, outputs
             assert process.stdout.read().strip() == head_revision()
@@ -307,6 +312,8 @@ def test_the_dismissal_period_is_a_setting_and_a_new_override_renews_it(db_url):
     try:
         store.record_cards([card("a", Finding("R20", "k", 1)), card("b", Finding("R20", "k", 2), at=T0 + timedelta(days=40))])
         store.record_feedback(feedback("a"), T0)
+        store.close()
+        store = Store(db_url, dismissal_period=timedelta(days=30))  # a restart, or another replica
         assert [d.expires_at for d in store.active_dismissals(PATIENT, T0)] == [T0 + timedelta(days=30)]
         later = T0 + timedelta(days=40)
         assert store.active_dismissals(PATIENT, later) == []
@@ -460,6 +467,21 @@ def test_patient_keys():
         PatientKey("short")
     with pytest.raises(ValueError):
         KEY.patient(SERVER, "")
+
+
+def test_database_urls(tmp_path):
+    assert normalise_url("postgres://u:p@db.example.org/cds") == "postgresql+psycopg://u:p@db.example.org/cds"
+    assert normalise_url("postgresql://u:p@db.example.org/cds") == "postgresql+psycopg://u:p@db.example.org/cds"
+    url = sqlite_url(tmp_path / "data" / "dir")
+    assert url == f"sqlite:///{tmp_path}/data/dir/calcinosis-cds.sqlite3"
+    store = Store(url)  # makes the data directory
+    try:
+        assert store.upgrade() == head_revision() and store.ping()
+        assert (tmp_path / "data" / "dir").stat().st_mode & 0o777 == 0o700
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="unsupported database"):
+        make_engine("mysql://u:p@db.example.org/cds")
 
 
 def test_records_refuse_identifiers_in_clear_and_naive_times():

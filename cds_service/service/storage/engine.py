@@ -44,6 +44,10 @@ def make_engine(url: str, **options) -> Engine:
     url = normalise_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
+        database = sqlite_path(url)
+        if database is not None:
+            # The default file lives in a data directory that a first start may have to make (private: 0700).
+            database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **options)
         _sqlite_transactions(engine)
         return engine

@@ -137,8 +137,8 @@ class Store:
                 IssuedCard.hook == ORDER_SELECT,
                 IssuedCard.issued_at >= since,
                 IssuedCard.silent.is_(False),
-                IssuedCard.draft_order_key.in_({k.draft_order_key for k in wanted}),
-                CardFinding.rule_id.in_({k.rule_id for k in wanted}),
+                IssuedCard.draft_order_key.in_(sorted({k.draft_order_key for k in wanted})),
+                CardFinding.rule_id.in_(sorted({k.rule_id for k in wanted})),
             )
         )
         shown: dict[ShownKey, str] = {}
