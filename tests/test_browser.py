@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.services import services
+from cds_service.service.discovery import services
 
 from ._processes import free_port, server_process
 from .browser import png_size, screenshot, viewport_size
@@ -17,7 +17,7 @@ from .browser import png_size, screenshot, viewport_size
 def service_url():
     """`calcinosis-cds serve` with its development defaults (no CDS_* settings from the caller's environment)."""
     installed = Path(sys.executable).with_name("calcinosis-cds")
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "cds_service.cli"]
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "cds_service.service.cli"]
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("CDS_")}
     base = f"http://127.0.0.1:{port}"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.catalogue import catalogue_document, render_catalogue
-from cds_service.rules import registry
+from cds_service.service.catalogue import catalogue_document, render_catalogue
+from cards import knowledge
 
 from .conftest import ROOT
 
@@ -168,7 +168,7 @@ def test_every_cited_source_has_its_heading():
 
 
 def test_every_rule_and_the_gate_have_their_heading():
-    rules = {rule_id: ["cards/"] for rule_id in ("G0", *registry())}
+    rules = {rule_id: ["cards/"] for rule_id in ("G0", *knowledge().rules)}
     problems = _unresolved(rules)
     assert not problems, "rules without a heading:\n" + "\n".join(problems)
 

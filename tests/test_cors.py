@@ -1,4 +1,4 @@
-"""CORS as the CDS Hooks sandbox needs it (CDS-HOOKS.md §3.5): preflights answered without authentication, and the
+"""CORS as the CDS Hooks sandbox needs it (a page on another origin): preflights answered without authentication, and the
 headers on every route and every status code, including 401, 404, 405, 413, 415 and 500."""
 
 from __future__ import annotations

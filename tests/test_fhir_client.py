@@ -1,4 +1,4 @@
-"""Fetching what the prefetch lacks (issue 4), against a mocked FHIR server (`responses`): every fault a real EHR can
+"""Fetching what the prefetch lacks, against a mocked FHIR server (`responses`): every fault a real EHR can
 produce becomes a short error for its key, a 412 for required keys, and a report for optional ones; never a 500 or a
 hang, and never the access token in a log, a body or an error.
 """

@@ -1,8 +1,8 @@
-"""Issue 6: the order-select and order-sign hooks, and the medication rules R05, R06, R08b, R08c, R22.
+"""The order-select and order-sign hooks, and the medication rules R05, R06, R08b, R08c, R22.
 
-Requests go through the HTTP API, with draftOrders in the exact shapes the CDS Hooks sandbox sends (CDS-HOOKS.md
-§3.6: a Bundle without type, category and reasonCode as objects, no intent or medication before a drug is picked,
-DSTU2 MedicationOrder) and as clean R4 Bundles.
+Requests go through the HTTP API, with draftOrders in the exact shapes the CDS Hooks sandbox sends (a Bundle without
+type, category and reasonCode as objects, no intent or medication before a drug is picked, DSTU2 MedicationOrder)
+and as clean R4 Bundles.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Every rule id of RULES.md has an implementation, a positive and a negative fixture, and a catalogue entry.
+"""Every rule id of the clinical specification has an implementation, a positive and a negative fixture, and a catalogue entry.
 
-RULES.md is not available at test time (the project carries what it needs), so its rule ids are listed here. They are
-the stable public identifiers of RULES.md §2.2 ("R01 … R23, R08a/b/c"): R08 is split into R08a/b/c and has no plain
+The rule ids of docs/clinical-specification.md are listed here. They are
+the stable public identifiers of clinical specification §2.2 ("R01 … R23, R08a/b/c"): R08 is split into R08a/b/c and has no plain
 R08 entry.
 """
 
@@ -31,9 +31,9 @@ def _fixture_rule(name: str) -> str | None:
 
 def test_every_rule_id_of_rules_md_is_implemented():
     missing = [rule_id for rule_id in RULES_MD_IDS if rule_id not in registry()]
-    assert not missing, f"rules of RULES.md with no implementation in cards/: {missing}"
+    assert not missing, f"rules of the clinical specification with no implementation in cards/: {missing}"
     unknown = [rule_id for rule_id in registry() if rule_id not in RULES_MD_IDS]
-    assert not unknown, f"rules in cards/ that RULES.md does not define: {unknown}"
+    assert not unknown, f"rules in cards/ that the clinical specification does not define: {unknown}"
 
 
 def test_every_rule_has_a_positive_and_a_negative_fixture():

@@ -2,7 +2,7 @@
 
 The scenario test (test_scenarios.py) checks that each rule fires or stays silent; these tests check the content:
 indicator, summary, the proposals (valid FHIR R4B, draft/proposal, a dose only for R13), and every "must NOT
-suggest" of RULES.md.
+suggest" of the clinical specification.
 """
 
 import pytest

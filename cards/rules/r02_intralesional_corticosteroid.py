@@ -3,7 +3,7 @@
 Article: "Intralesional corticosteroids may be beneficial because of their anti-inflammatory and inhibitory effects on
 fibroblast activity." (no reference cited). Fires in a dystrophic context: the Condition says dystrophic, a
 connective-tissue disease is present, or the latest calcium and phosphate are both measured and not high. The
-proposal (triamcinolone acetonide, intralesional; the drug is an assumption of RULES.md §3.3) has no dose: the article
+proposal (triamcinolone acetonide, intralesional; the drug is an assumption of clinical specification §3.3) has no dose: the article
 gives none. A recorded skin infection or ulcer is flagged (clinical judgement, outside the article).
 """
 

@@ -56,7 +56,7 @@ def probenecid_colchicine(facts, ctx):
                                                      reason_references=gate, note=note)
             suggestions.append(Suggestion("Propose probenecid (no dose)", (Action("create", "Probenecid, dose left to the clinician (proposal)", resource=resource),), key="probenecid"))
         if "colchicine" not in taking:
-            # Colchicine's RxNorm ingredient code is UNVERIFIED (RULES.md §1.4): the proposal names it in text only.
+            # Colchicine's RxNorm ingredient code is UNVERIFIED (clinical specification §1.4): the proposal names it in text only.
             resource = medication_proposal(facts.patient_id, rxnorm=None, text="Colchicine (dose to be set by the clinician)",
                                                      reason_references=gate, note=note)
             suggestions.append(Suggestion("Propose colchicine (no dose)", (Action("create", "Colchicine, dose left to the clinician (proposal)", resource=resource),), key="colchicine"))

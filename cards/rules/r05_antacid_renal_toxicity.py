@@ -2,7 +2,7 @@
 
 On the order hooks it judges the draft orders (on order-select the selected ones); on patient-view an antacid that is
 already active on the record (then there is no draft to remove: the card asks for a review, labs and nephrology).
-Warning; critical (RULES.md R05) when renal insufficiency is severe or on dialysis, when a magnesium-containing
+Warning; critical (clinical specification R05) when renal insufficiency is severe or on dialysis, when a magnesium-containing
 antacid meets a high magnesium (>= 5.0 mg/dL or above the upper limit) or documented hypermagnesemia (E83.41), when
 an aluminium-containing one meets a high serum aluminium (> 60 ng/mL on dialysis, else above the lab's upper limit or
 7 ng/mL) or aluminium bone disease (M83.4), or when an adverse effect of antacids (T47.1X5) is documented. Matching
@@ -17,7 +17,7 @@ from ..referrals import referral_unless_recent
 from ..wording import bullet_list, describe, medication_line
 
 
-MAGNESIUM_CRITICAL_MG_DL = 5.0  # RULES.md §1.3 and Part 3 #13: critical >= 5 mg/dL
+MAGNESIUM_CRITICAL_MG_DL = 5.0  # clinical specification §1.3 and §3.13: critical >= 5 mg/dL
 ALUMINIUM_DIALYSIS_NG_ML = 60.0  # serum Al reference in dialysis patients (S10)
 ALUMINIUM_DEFAULT_ULN_NG_ML = 7.0  # serum Al reference otherwise (S10)
 MAGNESIUM_LAB = ("19123-9", "Magnesium [Mass/volume] in Serum or Plasma")  # VERIFIED (S8, S10)

@@ -1,6 +1,6 @@
 """R06: etidronate and other bisphosphonates need prolonged treatment and may cause paradoxical hyperphosphatemia.
 
-Order hooks only (RULES.md R06). The trigger's "draft or active" is read as the status of the order in draftOrders:
+Order hooks only (clinical specification R06). The trigger's "draft or active" is read as the status of the order in draftOrders:
 order-sign may carry revised orders that are already active (order-sign 1.1.0), and both count. An active
 bisphosphonate on the record that is not being ordered gives no card on an order hook: the card is about the order
 at hand, and the table gives R06 no patient-view.

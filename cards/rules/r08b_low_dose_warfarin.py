@@ -11,7 +11,7 @@ order-sign: any) with a low daily dose:
 Design decision: when the daily dose cannot be established (no dose yet, a unit that is neither mass nor tablets of a
 product whose strength is known), R08b says nothing. On order-select the card appears as soon as the dose is entered.
 The daily dose is the first dosage instruction's dose x frequency / period; tablets count by the product's strength
-(from its name, or from the verified warfarin SCD codes of RULES.md §1.4).
+(from its name, or from the verified warfarin SCD codes of clinical specification §1.4).
 """
 
 from cds_service.engine.authoring import Recommendation, daily_dose_mg, delete_suggestion, drafts_in, product_strength_mg, rule

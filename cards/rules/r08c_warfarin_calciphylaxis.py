@@ -1,6 +1,6 @@
 """R08c: warfarin is a reported risk factor for calciphylaxis (derived safety rule, from VisualDx, S6).
 
-Hooks as in RULES.md: order-sign (the warfarin orders being signed) and patient-view (warfarin active on the record).
+Hooks as in the clinical specification: order-sign (the warfarin orders being signed) and patient-view (warfarin active on the record).
 Calciphylaxis needs SNOMED CT 237900002 or the word "calciphylaxis" (A1); E83.59 alone is too broad. Warning, with a
 nephrology referral (calciphylaxis mortality is high) unless one is already ordered or on record from the last 12
 months, and, on order-sign, an offer to remove the draft. It takes precedence over R08a (warfarin as a calcinosis

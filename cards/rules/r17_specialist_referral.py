@@ -75,6 +75,6 @@ def specialist_referral(facts, ctx):
         detail=detail,
         evidence=evidence,
         suggestions=suggestions,
-        selection_behavior="at-most-one",  # RULES.md §3.15: one specialty at a time
+        selection_behavior="at-most-one",  # clinical specification §3.15: one specialty at a time
         needs_suggestions=True,
     )

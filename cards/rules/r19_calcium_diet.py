@@ -49,7 +49,7 @@ def calcium_diet(facts, ctx):
     detail = ("The article: *\"Restrict dietary calcium intake when hypercalcemia is present.\"* It calls the benefit "
               "of dietary change minor in most cases. Evaluate the cause of the hypercalcemia first: not every cause "
               "benefits from calcium restriction (reviewer's note).\n\n" + bullet_list(list(high.evidence)))
-    # No low-calcium diet code or calcium nutrient code was verified (RULES.md §1.5): the proposal is text-only.
+    # No low-calcium diet code or calcium nutrient code was verified (clinical specification §1.5): the proposal is text-only.
     suggestions, dietitian_note = diet_suggestions(facts, diet="calcium-restricted", diet_code=None, nutrient=None, key="diet-calcium")
     detail += dietitian_note
     return Recommendation(

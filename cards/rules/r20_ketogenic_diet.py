@@ -4,7 +4,7 @@ Article (Diet): "A ketogenic diet that stresses the consumption of free fatty ac
 individuals. An accumulation of ketoacids ... may lower tissue pH and prevent crystallization." Low priority, in the
 diet card; suggests only a dietitian referral, never a ketogenic NutritionOrder. Flags, outside the article:
 pregnancy, SGLT2 inhibitor use (ketoacidosis), a child (specialist supervision), lipid disorders. Not shown when a
-dietitian referral or dietetic encounter is on record in the last 12 months (RULES.md §3.15).
+dietitian referral or dietetic encounter is on record in the last 12 months (clinical specification §3.15).
 """
 
 from cds_service.engine.authoring import Recommendation, rule

@@ -1,6 +1,6 @@
 """R22: prevent trauma and the factors of iatrogenic calcinosis (extravasated intravenous calcium or phosphate).
 
-One rule id, two parts, as in RULES.md:
+One rule id, two parts, as in the clinical specification:
 - (a) order-select: a selected draft order of intravenous calcium (gluconate, chloride) or phosphate (sodium,
   potassium) in a patient with calcinosis (gate G0, so always), renal insufficiency or Ca x P > 70 -> info: secure IV
   access, watch the site. Never a warning and never an offer to remove the order: clinically required IV calcium

@@ -14,7 +14,7 @@ from ..wording import describe
 
 
 THRESHOLD = 70.0  # mg²/dL² (S14)
-MMOL2_PER_MG2 = 0.0806  # RULES.md §1.3
+MMOL2_PER_MG2 = 0.0806  # clinical specification §1.3
 
 
 @rule(

@@ -1,4 +1,4 @@
-"""CORS for browser-based CDS clients such as the CDS Hooks sandbox (CDS Hooks 2.0 §Security; sandbox notes §3.5).
+"""CORS for browser-based CDS clients such as the CDS Hooks sandbox (CDS Hooks 2.0 §Security).
 
 Every route and every status code carries the headers; preflight OPTIONS requests are answered by flask-cors before
 any authentication (they carry no Authorization header). Credentials are never allowed, so `*` is safe.

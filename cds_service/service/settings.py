@@ -48,7 +48,7 @@ def _number(name: str, raw: str, kind: type, minimum: float) -> float | int:
 
 @dataclass(frozen=True)
 class Settings:
-    # --- security (CDS Hooks 2.0 §1.7) ---
+    # --- security (CDS Hooks 2.0 §Security) ---
     auth: str = "required"
     """off | optional (verify a token when present) | required."""
     issuers_file: Path | None = None
@@ -63,7 +63,7 @@ class Settings:
     """Algorithms trusted besides ES384 and RS384: any of ES256, RS256, ES512, PS384."""
     max_body_bytes: int = 16 * 1024 * 1024
 
-    # --- fetching what the prefetch lacks (CDS Hooks 2.0 §1.4) ---
+    # --- fetching what the prefetch lacks (CDS Hooks 2.0 §Prefetch) ---
     fhir_allow_http: bool = False
     """Allow a plain-http fhirServer (local development, the sandbox); production data needs https."""
     fetch_deadline_seconds: float = 4.0
@@ -73,7 +73,7 @@ class Settings:
     """Per key: 20 pages cover 400 Conditions at a server's common default of 20 a page; the deadline bounds time."""
     fetch_max_resources: int = 10_000
 
-    # --- clinical product decisions that RULES.md leaves to a setting ---
+    # --- clinical product decisions that the clinical specification leaves to a setting ---
     low_dose_warfarin_mg_per_day: float = 2.0
 
     # --- operations ---

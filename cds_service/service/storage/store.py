@@ -33,7 +33,7 @@ from .schema import CardFinding, Dismissal, FeedbackRecord, IssuedCard, ReplayEn
 log = logging.getLogger("cds_service.storage")
 
 DISMISSIBLE_RULES = frozenset({"R01", "R17", "R20"})
-"""A22: the low-value repeats a clinician's override silences (RULES.md §3.15)."""
+"""A22: the low-value repeats a clinician's override silences (clinical specification §3.15)."""
 ORDER_SELECT = "order-select"
 
 

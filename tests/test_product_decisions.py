@@ -1,4 +1,4 @@
-"""Part A of RULES.md, decision by decision, through the HTTP API (and the terminology data for the code rules)."""
+"""Part A of the clinical specification, decision by decision, through the HTTP API (and the terminology data for the code rules)."""
 
 import json
 from datetime import timedelta
