@@ -1,7 +1,6 @@
 """The calcinosis itself: the scope gate G0 (decision A1), its kinds, and words describing it.
 
-Used by: every rule (G0); R08c, R11, R17 (calciphylaxis); R16 and others (tumoral calcinosis); R02, R08a (dystrophic
-calcinosis); R15, R21 and the options that read how the lesion is described (ulcerated, painful...).
+Used by: every rule through G0, and directly by R01, R02, R03, R04, R08a, R08b, R08c, R11, R12, R14, R15, R16, R17, R21, R22.
 """
 
 from __future__ import annotations

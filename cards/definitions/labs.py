@@ -3,6 +3,8 @@
 "High" is the result's own upper limit (referenceRange.high, converted to the canonical unit), else the lab's
 interpretation flag, else an adult default limit; the defaults for phosphate and calcium never apply under 18
 (children's normal phosphate is higher), nor when the age is unknown.
+
+Used by: R01, R05, R06, R23, and by the other definitions.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Calcium and phosphate (decision A3, specification §3.8): which calcium counts, hypercalcemia, hyperphosphatemia,
 and the calcium x phosphate product.
 
-Used by: R01 (the underlying cause), R04 and R18 (hyperphosphatemia), R17 (nephrology), R19 (hypercalcemia and its
-critical value), R23 (Ca x P), R02 and R08a (through the dystrophic context).
+Used by: R01, R04, R17, R18, R19, R22, R23.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The patient: age limits (decision A3 and the children's exclusions) and pregnancy (decision A9)."""
+"""The patient: age limits (decision A3 and the children's exclusions) and pregnancy (decision A9).
+
+Used by: R01, R08a, R09, R13, R20, R23.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Renal function (decision A4): renal insufficiency, severe renal insufficiency, dialysis.
 
-Used by: R04 (no Mg/Al antacid proposal in RI), R05 (Mg/Al antacid in RI; critical when severe), R06, R08c, R17
-(nephrology referral), R18 (renal diet), R20 (no ketogenic diet in RI), R22a, R23.
+Used by: R01, R03, R04, R05, R17, R18, R22.
 """
 
 from __future__ import annotations
