@@ -58,7 +58,7 @@ MAX_RESOURCE_DEPTH = 64
 # its R4B model requires (a resource without one is still refused) and on modifierExtension: what the service never
 # reads (a Patient's names, addresses and extensions, an Encounter's participants, a Condition's category) is neither
 # used nor validated, so an error there does not cost the patient a resource the rules need. It also keeps validation
-# fast: a Synthea Patient took 1.5 ms whole and takes 0.04 ms on what is read (docs/performance.md).
+# fast: a record's Patient is mostly names, addresses and extensions that no rule reads.
 READ_ELEMENTS: dict[str, frozenset[str]] = {
     "Patient": frozenset({"birthDate"}),
     "Condition": frozenset({
@@ -154,7 +154,7 @@ def validate(resource: dict) -> str | None:
         klass(**MEMO.with_validated_elements(klass, part))
         return None
     except (ValidationError, ValueError, TypeError, RecursionError):
-        pass  # invalid somewhere: validated again the plain way below, so that the report reads as it always has
+        pass  # invalid somewhere: validated again the plain way below, whose errors name the element that failed
     try:
         model_class(part["resourceType"]).model_validate(part)
     except ValidationError as error:
