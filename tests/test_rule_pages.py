@@ -190,12 +190,19 @@ def test_the_verification_statuses_shown_are_explained(client):
     assert "must be checked in a SNOMED CT browser" in r05.visible  # R05's antacid names are UNVERIFIED codes
 
 
-def test_exclusions_and_a_rules_own_source_are_shown_when_declared(client, monkeypatch):
+VISUALDX = "https://www.visualdx.com/visualdx/diagnosis/calciphylaxis"
+
+
+@pytest.mark.parametrize("declaration", [
+    {"source": SimpleNamespace(label="VisualDx: Calciphylaxis", url=VISUALDX)},
+    {"source": {"label": "VisualDx: Calciphylaxis", "url": VISUALDX}},
+    {"source_label": "VisualDx: Calciphylaxis", "source_url": VISUALDX},
+])
+def test_exclusions_and_a_rules_own_source_are_shown_when_declared(monkeypatch, declaration):
+    # The Rule declaration is gaining `exclusions` and a per-rule source; the page shows them once they are there.
     declared = KNOWLEDGE.rules["R08c"]
     fields = {name: getattr(declared, name) for name in declared.__dataclass_fields__}
-    extended = SimpleNamespace(**fields, exclusions=("a patient on comfort care only",),
-                               source=SimpleNamespace(label="VisualDx: Calciphylaxis",
-                                                      url="https://www.visualdx.com/visualdx/diagnosis/calciphylaxis"))
+    extended = SimpleNamespace(**{**fields, "exclusions": ("a patient on comfort care only",), **declaration})
     knowledge = SimpleNamespace(**{name: getattr(KNOWLEDGE, name) for name in
                                    ("version", "gate", "groups", "source", "terminology", "referral_codes")},
                                 rules={**KNOWLEDGE.rules, "R08c": extended}, citation=KNOWLEDGE.citation)
@@ -205,12 +212,18 @@ def test_exclusions_and_a_rules_own_source_are_shown_when_declared(client, monke
         response, page = _get(make_app().test_client(), "/rules/R08c")
         assert response.status_code == 200
         external = {url for url in page.urls if not url.startswith(("/", "#"))}
-        assert external == {KNOWLEDGE.source.url, extended.source.url}
+        assert external == {KNOWLEDGE.source.url, VISUALDX}
         assert "a patient on comfort care only" in page.visible
-        assert "https://www.visualdx.com/visualdx/diagnosis/calciphylaxis" in page.urls
         assert "VisualDx: Calciphylaxis" in page.visible
     finally:
         rule_page.cache_clear()
+
+
+def test_a_source_that_is_not_a_web_address_is_not_linked(monkeypatch):
+    declared = KNOWLEDGE.rules["R08c"]
+    fields = {name: getattr(declared, name) for name in declared.__dataclass_fields__}
+    extended = SimpleNamespace(**fields, source=SimpleNamespace(label="x", url="javascript:alert(1)"))
+    assert pages_module._own_source(extended, KNOWLEDGE.source.url) is None
 
 
 def test_an_unknown_rule_is_a_404_page_for_a_person_and_json_for_a_program(client):

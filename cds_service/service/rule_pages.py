@@ -153,10 +153,17 @@ def _texts(page: RulePage) -> Iterable[str]:
     yield from (t.note for t in page.thresholds)
 
 
-def _own_source(declared: Any, article_url: str) -> tuple[str, str] | None:
-    """The rule's own source (another engineer's Rule.source: an object with label and url), unless the article."""
-    label, url = getattr(declared, "label", None), getattr(declared, "url", None)
-    if isinstance(label, str) and isinstance(url, str) and url != article_url:
+def _own_source(rule: Any, article_url: str) -> tuple[str, str] | None:
+    """The rule's own source, where it is not the article: a `source` with a label and a url (an object or a dict),
+    or `source_label` and `source_url`. Rules declared before per-rule sources existed have none."""
+    declared = getattr(rule, "source", None)
+    if isinstance(declared, dict):
+        label, url = declared.get("label"), declared.get("url")
+    elif declared is not None:
+        label, url = getattr(declared, "label", None), getattr(declared, "url", None)
+    else:
+        label, url = getattr(rule, "source_label", None), getattr(rule, "source_url", None)
+    if isinstance(label, str) and label and isinstance(url, str) and url.startswith(("https://", "http://")) and url != article_url:
         return label, url
     return None
 
@@ -184,7 +191,7 @@ def rule_page(rule_id: str) -> RulePage:
             hooks=tuple((h, words) for h, words in HOOK_WORDS.items() if h in rule.hooks),
             suppresses=tuple(RuleLink(i, by_id[i].title) for i in rule.suppresses if i in by_id),
             suppressed_by=tuple(RuleLink(r.id, r.title) for r in by_id.values() if rule.id in r.suppresses),
-            own_source=_own_source(getattr(rule, "source", None), knowledge.source.url),
+            own_source=_own_source(rule, knowledge.source.url),
         )
     page = RulePage(
         **base,
