@@ -16,7 +16,7 @@ followed an old link), else the service's JSON error: scripts and the CDS client
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -25,7 +25,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 import cards
-from cards.bibliography import source_list
+from cards.bibliography import SourceEntry, source_list
 from cards.definitions import RECENT_CARE_DAYS
 from cards.referrals import REFERRALS
 
@@ -92,8 +92,8 @@ class RulePage:
     observations: tuple[CodeTable, ...]
     referrals: tuple[CodeTable, ...]
     thresholds: tuple[Threshold, ...]
-    statuses: tuple[tuple[str, Markup], ...]  # the verification statuses the page shows, with their meaning
-    sources: tuple[Any, ...] = field(default=())  # cards.bibliography.SourceEntry of every key the page names
+    statuses: tuple[tuple[str, Markup], ...] = ()  # the verification statuses the page shows, with their meaning
+    sources: tuple[SourceEntry, ...] = ()  # the entry of every source key the page names
 
 
 def _row(entry: dict, system: str | None = None) -> CodeRow:
@@ -163,7 +163,8 @@ def _own_source(rule: Any, article_url: str) -> tuple[str, str] | None:
         label, url = getattr(declared, "label", None), getattr(declared, "url", None)
     else:
         label, url = getattr(rule, "source_label", None), getattr(rule, "source_url", None)
-    if isinstance(label, str) and label and isinstance(url, str) and url.startswith(("https://", "http://")) and url != article_url:
+    web = isinstance(url, str) and url.startswith(("https://", "http://"))  # never a javascript: address
+    if isinstance(label, str) and label and web and url != article_url:
         return label, url
     return None
 
@@ -200,16 +201,18 @@ def rule_page(rule_id: str) -> RulePage:
         observations=tuple(_observation(n) for n in reads.observations),
         referrals=tuple(_referral(k) for k in reads.referrals),
         thresholds=reads.thresholds,
-        statuses=(),
     )
+    # The legend and the list of sources cover what the page shows, once the rest of it is known.
     shown = {row.status for t in (*page.value_sets, *page.labs, *page.observations, *page.referrals) for row in t.codes}
     sources = source_list()
-    statuses = tuple((s, markdown(m)) for s, m in sources.statuses.items() if s in shown)
-    entries = tuple(sources.sources[key] for key in source_keys(_texts(page)) if key in sources.sources)
-    return RulePage(**{**page.__dict__, "statuses": statuses, "sources": entries})
+    return replace(
+        page,
+        statuses=tuple((s, markdown(m)) for s, m in sources.statuses.items() if s in shown),
+        sources=tuple(sources.sources[key] for key in source_keys(_texts(page)) if key in sources.sources),
+    )
 
 
-def catalogue_entries() -> list[RuleLink | Any]:
+def catalogue_entries() -> list[dict[str, Any]]:
     knowledge = cards.knowledge()
     gate = knowledge.gate
     return [dict(id=gate.id, title=gate.title, evidence="Product decision A1", hooks=tuple(HOOK_WORDS), gate=True)] + [
