@@ -28,6 +28,7 @@ from .fhir_client import FhirClient
 from .hooks_api import EXTENSION, ServiceState, hooks, json_response
 from .logging_setup import configure_logging
 from .prefetch import Fetcher
+from .rule_pages import rule_pages
 from .security import Authenticator
 from .settings import Settings
 from .warm_up import warm_up
@@ -70,6 +71,7 @@ def create_app(
     app.extensions[EXTENSION] = ServiceState(settings, clock, fetcher, authenticator, IssuedCards())
     install_cors(app, settings)
     app.register_blueprint(hooks)
+    app.register_blueprint(rule_pages)  # GET /rules, /rules/{id}: HTML for people, no token
 
     @app.before_request
     def _start() -> None:

@@ -1,7 +1,8 @@
 """The `calcinosis-cds` command.
 
   calcinosis-cds serve [--host H] [--port P] [--workers N]   run the service (gunicorn), development defaults
-  calcinosis-cds evaluate FILE [--at DATE] [--hook HOOK]      print the CDS Hooks response for one record
+  calcinosis-cds evaluate FILE [--at DATE] [--hook HOOK] [--format json|text]
+                                                              print the CDS Hooks response (or its cards, as text)
   calcinosis-cds request FILE [--at DATE] [--hook HOOK]       print the CDS Hooks request built from FILE (for curl)
   calcinosis-cds rules [--format text|markdown|json]          print the catalogue of rules, generated from cards/
 
@@ -87,6 +88,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except ServiceError as error:
         print(json.dumps({"status": error.status, "error": error.message, "details": error.details}, indent=2))
         return 1
+    if args.format == "text":
+        from .text_view import print_cards
+
+        print_cards(result.response)
+        return 0
     print(json.dumps(result.response, indent=2))
     return 0
 
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("file", help="a CDS Hooks request, a FHIR Bundle of one patient, or a fixture scenario")
     evaluate.add_argument("--at", help="evaluation time (ISO date or date-time); default now")
     evaluate.add_argument("--hook", choices=("patient-view", "order-select", "order-sign"))
+    evaluate.add_argument("--format", choices=("json", "text"), default="json", help="text: the cards for a reader")
     evaluate.set_defaults(run=evaluate_command)
 
     build = commands.add_parser("request", help="print the CDS Hooks request for a record, to send with curl")
