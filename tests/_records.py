@@ -84,7 +84,8 @@ def panel(rid: str, components: list[tuple[str, float, str]], days_ago: float = 
     }
 
 
-def condition(rid: str, code: str, system: str = ICD10CM, display: str | None = None, *, status: str = "active") -> dict:
+def condition(rid: str, code: str, system: str = ICD10CM, display: str | None = None, *, status: str = "active",
+              **extra: Any) -> dict:
     coding: dict[str, Any] = {"system": system, "code": code}
     if display:
         coding["display"] = display
@@ -93,6 +94,7 @@ def condition(rid: str, code: str, system: str = ICD10CM, display: str | None = 
         "clinicalStatus": {"coding": [{"system": CLINICAL, "code": status}]},
         "code": {"coding": [coding]},
         "subject": {"reference": f"Patient/{PATIENT}"},
+        **extra,
     }
 
 
