@@ -18,6 +18,7 @@ from .conditions import EXCLUDED_VERIFICATION, ConditionFact, condition_evidence
 from .fhir_values import code_in, codeable_concepts, concept_text, parse_date, parse_datetime, prohibits, resource_label
 from .labs import LabPanel, LabResult, build_panel
 from .medications import MedicationFact, read_medications
+from .procedures import ProcedureFact, procedure_performed
 from .selection import SelectedResources
 from .terminology import Match, Terminology
 from .validation import ValidateOnRead, validate
@@ -72,36 +73,6 @@ class Finding:
 
     def __bool__(self) -> bool:
         return self.present
-
-
-@dataclass(frozen=True, slots=True)
-class ProcedureFact:
-    """A Procedure coded in a value set, with what tells whether it is current (decision A14 reads it)."""
-
-    reference: str
-    text: str | None
-    status: str | None
-    performed: datetime | None  # performedDateTime, else the end of performedPeriod, else its start
-    match: Match
-
-    def evidence(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"reference": self.reference, **self.match.as_evidence()}
-        if self.text:
-            out["text"] = self.text
-        if self.status:
-            out["status"] = self.status
-        if self.performed is not None:
-            out["performed"] = self.performed.isoformat()
-        return out
-
-
-def procedure_performed(procedure: dict) -> datetime | None:
-    """When a Procedure was done: performedDateTime, else the end of performedPeriod (a session's end), else its
-    start (an ongoing course)."""
-    period = procedure.get("performedPeriod")
-    period = period if isinstance(period, dict) else {}
-    return (parse_datetime(procedure.get("performedDateTime")) or parse_datetime(period.get("end"))
-            or parse_datetime(period.get("start")))
 
 
 @dataclass(frozen=True, slots=True)
