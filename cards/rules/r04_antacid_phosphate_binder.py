@@ -77,13 +77,17 @@ def antacid_phosphate_binder(facts, ctx):
         )
     # A13: renal function unknown (no recent renal result, or a child's creatinine without a height): the option is
     # listed, but only after a renal function test.
-    why = "; ".join(part for item in known.evidence
-                    for part in (item.get("note"), describe(item) if "analyte" in item else None) if part)
+    labs_unknown = bool(facts.data_missing("observations"))
+    notes = ["the laboratory results could not be obtained"] if labs_unknown else []
+    why = "; ".join(notes + [part for item in known.evidence
+                             for part in (item.get("note"), describe(item) if "analyte" in item else None) if part])
     detail += (f"\n\n**Check renal function first:** renal function is not known to be normal ({why}). Do not start "
                "a magnesium or aluminium antacid before a creatinine (eGFR) shows no renal insufficiency.")
     evidence += [{"finding": "renal function unknown", **item} for item in known.evidence]
     suggestions = []
-    if not metabolic_workup_missing(facts):  # else R01 proposes the whole work-up, a creatinine included
+    # Not when R01 proposes the whole work-up (a creatinine included), nor when the results could not be obtained
+    # (a test may well be on file: asking to check is enough).
+    if not labs_unknown and not metabolic_workup_missing(facts):
         reasons = condition_references(evidence) or [c.reference for c in gate_conditions(facts)]
         suggestion, _ = lab_suggestion(facts, ctx, *CREATININE_LAB, "Check renal function first: creatinine", reasons)
         if suggestion is not None:
