@@ -443,3 +443,10 @@ def test_dystrophic_context():
 def test_egfr_below_takes_any_threshold():
     facts = facts_of(egfr_lab(44), birth_date=ADULT)
     assert egfr_below(facts, 45) and not egfr_below(facts, 44)
+
+
+def test_a_childs_creatinine_bound_against_the_labs_range():
+    above = facts_of(creatinine(1.0, comparator=">", high=0.7), birth_date=born(10))
+    assert renal_insufficiency(above)
+    unplaced = facts_of(creatinine(0.5, comparator=">", high=0.7), birth_date=born(10))
+    assert not renal_insufficiency(unplaced) and "not used" in unplaced.labs.unusable[0]["issue"]

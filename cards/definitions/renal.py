@@ -122,12 +122,16 @@ def _from_creatinine(facts: PatientFacts, creatinine: LabResult) -> RenalReading
     return RenalReading(reading.result, reading.insufficient, reading.severe, {**reading.evidence, **extra})
 
 
-def _creatinine_alone(facts: PatientFacts, creatinine: LabResult, age: float | None) -> RenalReading:
+def _creatinine_alone(facts: PatientFacts, creatinine: LabResult, age: float | None) -> RenalReading | None:
     """A13, a child without a recent height (or a patient of unknown age): a creatinine the lab calls high (its own
-    range, or flagged H/HH) is renal insufficiency; otherwise renal function is unknown."""
+    range, or flagged H/HH) is renal insufficiency; otherwise renal function is unknown. A bound that cannot be
+    placed against the lab's range is not used (A19)."""
     why = "no height in the last 90 days for the bedside Schwartz equation" if age is not None else \
         "age unknown, so no eGFR equation applies"
     assessment = assess_high(creatinine, age)
+    if assessment.unplaced:
+        facts.labs.set_aside(creatinine, f"not used: {assessment.basis}")
+        return None
     item = {**creatinine.evidence(), "assessment": assessment.basis, "note": why}
     return RenalReading(creatinine, True if assessment.high else None, None, item)
 
