@@ -11,11 +11,12 @@ OUTSIDE_ARTICLE = "(Outside the article: a safety note for the clinical reviewer
 def describe(item: dict) -> str:
     """One line of Markdown for one piece of evidence (a lab value, a condition, a medication)."""
     if "analyte" in item:
-        line = f"{item['analyte']} {item['value']:g} {item['unit']} on {item['effective'][:10]}"
+        # A comparator is part of the value (">10"), and a calculated value says how (A13: "calculated (CKD-EPI 2021)").
+        line = f"{item['analyte']} {item.get('comparator', '')}{item['value']:g} {item['unit']} on {item['effective'][:10]}"
         if item.get("reported"):
             line += f" (reported as {item['reported']})"
         if item.get("calculated"):
-            line += " (calculated)"
+            line += f" ({item['calculated']})" if isinstance(item["calculated"], str) else " (calculated)"
         if item.get("assessment"):
             line += f": {item['assessment']}"
         return line

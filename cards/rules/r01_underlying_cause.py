@@ -9,12 +9,18 @@ names none). Nothing is ordered unless the clinician accepts it.
 
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, lab_order, rule
 
-from ..definitions import gate_conditions, hypercalcemia, hyperphosphatemia, is_child, lab_high, renal_insufficiency
+from ..definitions import (
+    WORKUP_ANALYTES,
+    gate_conditions,
+    hypercalcemia,
+    hyperphosphatemia,
+    is_child,
+    lab_high,
+    metabolic_workup_missing,
+    renal_insufficiency,
+)
 from ..wording import bullet_list
 
-
-# Part A2 analytes whose absence in their look-back windows means no work-up was done.
-WORKUP_ANALYTES = ("calcium", "calcium-ionized", "calcium-corrected", "phosphate", "albumin", "creatinine", "egfr", "pth", "vitamin-d-25oh")
 WORKUP_TESTS = (
     ("17861-6", "Calcium [Mass/volume] in Serum or Plasma"),
     ("2777-1", "Phosphate [Mass/volume] in Serum or Plasma"),
@@ -53,7 +59,7 @@ def underlying_cause(facts, ctx):
     # "No work-up on file" only when the laboratory results were obtained: results that could not be fetched are
     # unknown, not absent, and proposing a work-up that was done would mislead.
     labs_unknown = bool(facts.data_missing("observations"))
-    workup_missing = not labs_unknown and not any(facts.latest_lab(analyte) for analyte in WORKUP_ANALYTES)
+    workup_missing = metabolic_workup_missing(facts)  # R04 reads it too, not to propose a creatinine twice (A13)
     if not found and not workup_missing:
         return None
 

@@ -60,7 +60,7 @@ MAX_RESOURCE_DEPTH = 64
 # used nor validated, so an error there does not cost the patient a resource the rules need. It also keeps validation
 # fast: a record's Patient is mostly names, addresses and extensions that no rule reads.
 READ_ELEMENTS: dict[str, frozenset[str]] = {
-    "Patient": frozenset({"birthDate"}),
+    "Patient": frozenset({"birthDate", "gender"}),  # gender: the CKD-EPI 2021 equation (decision A13)
     "Condition": frozenset({
         "subject", "clinicalStatus", "verificationStatus", "code", "bodySite", "severity", "onsetDateTime",
         "onsetPeriod", "abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange", "abatementString",
@@ -68,7 +68,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
     }),
     "Observation": frozenset({
         "subject", "status", "code", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
-        "valueQuantity", "valueCodeableConcept", "referenceRange", "interpretation",
+        "valueQuantity", "valueCodeableConcept", "referenceRange", "interpretation", "component",
     }),
     # The dose reader takes dosageInstruction or dosage on either type (draft orders arrive in both shapes); the
     # element that does not belong to the type is then refused by the model, as before.
@@ -81,7 +81,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
         "dosageInstruction", "reasonCode", "reasonReference",
     }),
     "Medication": frozenset({"code", "ingredient"}),
-    "Procedure": frozenset({"subject", "status", "code"}),
+    "Procedure": frozenset({"subject", "status", "code", "performedDateTime", "performedPeriod"}),
     "Encounter": frozenset({"subject", "status", "period", "serviceType", "type"}),
     "AllergyIntolerance": frozenset({"patient", "clinicalStatus", "verificationStatus", "code", "reaction"}),
     "ServiceRequest": frozenset({"subject", "status", "doNotPerform", "code", "authoredOn", "occurrenceDateTime"}),

@@ -132,8 +132,10 @@ def services() -> dict[str, Service]:
     return {service.id: service for service in (patient_view, order_select, order_sign)}
 
 
-# Labs the order rules read: phosphate (R06, Ca x P), calcium (Ca x P), magnesium and aluminium (R05), renal function.
-ORDER_LAB_ANALYTES = ("phosphate", "calcium", "calcium-corrected", "magnesium", "aluminium", "egfr", "creatinine")
+# Labs the order rules read: phosphate (R06, Ca x P), calcium (Ca x P), magnesium and aluminium (R05), renal function
+# (a child's eGFR is calculated from creatinine and a recent height, decision A13).
+ORDER_LAB_ANALYTES = ("phosphate", "calcium", "calcium-corrected", "magnesium", "aluminium", "egfr", "creatinine",
+                      "height")
 # Record keys the order rules read besides the labs: gate G0 and RI (conditions), dialysis (procedures), active
 # medications (R08c context, calciphylaxis risk factors), referrals not to suggest twice (serviceRequests).
 ORDER_RECORD_KEYS = ("patient", "conditions", "medicationRequests", "medicationStatements", "procedures", "serviceRequests")
