@@ -115,6 +115,13 @@ def create_app(
         g.issuer = (claims or {}).get("iss")
         return claims
 
+    def _fhir_servers(claims: dict | None) -> tuple[str, ...] | None:
+        """What a verified caller may fetch from: its issuer's fhir_servers; None (CDS_FHIR_SERVERS) without a token."""
+        if not claims:
+            return None
+        issuer = getattr(authenticator, "issuers", {}).get(claims.get("iss"))
+        return tuple(getattr(issuer, "fhir_servers", ()))
+
     @app.get("/healthz")
     def healthz():
         return _json_response({"status": "ok"})
@@ -133,10 +140,11 @@ def create_app(
 
     @app.post("/cds-services/<service_id>")
     def service_call(service_id: str):
-        _authenticate()  # before anything else: an unauthenticated caller learns nothing, not even which ids exist
+        claims = _authenticate()  # before anything: an unauthenticated caller learns nothing, not even which ids exist
         service = find_service(service_id)
         body = read_json_body()
-        result = handle(service, body, settings=settings, clock=clock, fetcher=fetcher)
+        result = handle(service, body, settings=settings, clock=clock, fetcher=fetcher,
+                        fhir_servers=_fhir_servers(claims))
         issued.remember(result.response["cards"])
         g.hook_instance = result.request.hook_instance
         g.call_summary = result.summary

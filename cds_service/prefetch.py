@@ -100,7 +100,8 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
     without the Observations that carry none of these LOINC codes (see gather)."""
     resources = []
-    for entry in bundle.get("entry") or []:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:  # protocol.py and fhir_client.py refuse other shapes
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
             resource_type = resource.get("resourceType")
@@ -122,7 +123,8 @@ def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = N
         return KeyResult(resources=[value])
     resources = bundle_resources(value, observation_codes)
     next_url = None
-    for link in value.get("link") or []:
+    links = value.get("link")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             next_url = link["url"]
     return KeyResult(resources=resources, next_url=next_url)
@@ -195,7 +197,9 @@ def gather(
 def _draft_resources(request: HookRequest) -> list[dict]:
     draft_orders = request.context.get("draftOrders")
     entries = draft_orders.get("entry") if isinstance(draft_orders, dict) else None
-    return [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    if not isinstance(entries, list):  # patient-view does not check a draftOrders it does not need
+        return []
+    return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
 def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
