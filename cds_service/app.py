@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .clock import Clock, system_clock
 from .errors import BadRequest, PayloadTooLarge, PreconditionFailed, ServiceError, Unauthorized, UnsupportedMediaType
@@ -57,11 +57,21 @@ def read_json_body() -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     limit = g.settings.max_body_bytes
+    too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        raise too_large
+    try:
+        raw = request.stream.read(limit + 1)
+        # A chunked body has no length: werkzeug's stream ends at MAX_CONTENT_LENGTH, and only a further read says
+        # whether the client sent more (413, however the body is framed).
+        if len(raw) > limit or (len(raw) == limit and request.stream.read(1)):
+            raise too_large
+    except RequestEntityTooLarge:
+        raise too_large from None
+    except (ServiceError, HTTPException):
+        raise
+    except Exception:  # noqa: BLE001 - gunicorn's framing errors (bad chunk sizes...) and broken connections
+        raise BadRequest("the request body could not be read: malformed chunked framing, or the connection broke") from None
     try:
         # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
         # resource before it is validated (resources.py), not on the whole body, which costs as much as parsing it.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .fhir_values import code_in, codeable_concepts, parse_datetime, resource_label
+from .fhir_values import code_in, codeable_concepts, finite_number, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 
 if TYPE_CHECKING:
@@ -176,9 +176,7 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
     if effective is None:
         return None, "no effective date"
     quantity = resource.get("valueQuantity")
-    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(
-        quantity.get("value"), bool
-    ):
+    if not isinstance(quantity, dict) or finite_number(quantity.get("value")) is None:
         return None, "no numeric valueQuantity"
     if quantity.get("comparator") not in (None, ""):
         return None, f"value has comparator {quantity.get('comparator')!r}"
@@ -188,17 +186,17 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
     factor = unit_factor(analyte, unit)
     if factor is None:
         return None, f"unit {unit!r} is not a known unit for {analyte.title}"
-    reported = float(quantity["value"])
+    reported = finite_number(quantity["value"])
 
     reference_high = None
     for reference_range in codeable_concepts(resource.get("referenceRange")):
         high = reference_range.get("high")
-        if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
+        if isinstance(high, dict) and finite_number(high.get("value")) is not None:
             # A range limit without a unit is in the value's unit; one in another unit is converted like the value.
             high_unit = unit if high.get("code") is None and high.get("unit") is None else _unit_of(high)[0]
             high_factor = unit_factor(analyte, high_unit) if high_unit else None
             if high_factor is not None:
-                reference_high = float(high["value"]) * high_factor
+                reference_high = finite_number(high["value"]) * high_factor
                 break
 
     interpretation = set()

@@ -203,17 +203,18 @@ class GuardedAdapter(HTTPAdapter):
 
 
 class _Watchdog:
-    """One thread per process that aborts each scope at its deadline. Started on first use, and again in a process
-    forked after it started (threads do not survive a fork)."""
+    """One thread per process that aborts each scope (anything with `at`, a time.monotonic() deadline, and
+    `abort()`) at its deadline. Started on first use, and again in a process forked after it started (threads do not
+    survive a fork)."""
 
     def __init__(self):
-        self._heap: list[tuple[float, int, Scope]] = []
+        self._heap: list[tuple[float, int, object]] = []
         self._counter = itertools.count()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
 
-    def watch(self, scope: Scope) -> None:
+    def watch(self, scope) -> None:
         import os
 
         with self._condition:
@@ -238,6 +239,11 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+def at_deadline(item) -> None:
+    """Call item.abort() at item.at (time.monotonic()), on the watchdog thread."""
+    _watchdog.watch(item)
 
 
 # --- which servers may be reached ---------------------------------------------------------------------------------

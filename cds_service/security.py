@@ -59,6 +59,7 @@ from jwt.exceptions import (
 
 from . import outbound
 from .errors import Unauthorized
+from .fhir_values import finite_number
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("cds_service.security")
@@ -663,7 +664,7 @@ class Authenticator:
 
         now = self.wall_clock()
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (exp, iat)):
+        if any(finite_number(v) is None for v in (exp, iat)):
             raise _Rejected("exp or iat is not a number", issuer=iss)
         if exp - iat > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
             raise _Rejected("token lifetime longer than an hour", issuer=iss)

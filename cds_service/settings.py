@@ -84,6 +84,8 @@ class Settings:
     low_dose_warfarin_mg_per_day: float = 2.0
 
     # --- operations ---
+    request_head_timeout_seconds: float = 10.0
+    """How long a client may take to send a request's line and headers (the server's worker, gunicorn_hooks.py)."""
     log_format: str = "json"
     log_level: str = "INFO"
 
@@ -167,11 +169,18 @@ class Settings:
             values["fetch_max_bytes"] = _number("CDS_FETCH_MAX_BYTES", raw, int, 1024)
         if (raw := get("CDS_LOW_DOSE_WARFARIN_MG")) is not None:
             values["low_dose_warfarin_mg_per_day"] = _number("CDS_LOW_DOSE_WARFARIN_MG", raw, float, 0)
+        if (raw := get("CDS_REQUEST_HEAD_TIMEOUT_SECONDS")) is not None:
+            values["request_head_timeout_seconds"] = request_head_timeout(raw)
         if (raw := get("CDS_LOG_FORMAT")) is not None:
             values["log_format"] = raw.strip().lower()
         if (raw := get("CDS_LOG_LEVEL")) is not None:
             values["log_level"] = raw.strip().upper()
         return cls(**values)
+
+
+def request_head_timeout(raw: str) -> float:
+    """CDS_REQUEST_HEAD_TIMEOUT_SECONDS, as the app (at start-up) and the server's worker read it."""
+    return _number("CDS_REQUEST_HEAD_TIMEOUT_SECONDS", raw, float, 0.5)
 
 
 def development_defaults() -> dict:
@@ -208,6 +217,7 @@ ENVIRONMENT_VARIABLES = {
     "CDS_FETCH_MAX_RESOURCES": ("most resources read per prefetch key", "10000"),
     "CDS_FETCH_MAX_BYTES": ("most bytes of FHIR answers read for one request, all keys together", "33554432"),
     "CDS_LOW_DOSE_WARFARIN_MG": ("daily warfarin dose at or below which R08b calls it low", "2"),
+    "CDS_REQUEST_HEAD_TIMEOUT_SECONDS": ("time a client has to send a request's line and headers (then it is closed)", "10"),
     "CDS_LOG_FORMAT": ("json or text", "json (make run: text)"),
     "CDS_LOG_LEVEL": ("DEBUG, INFO, WARNING, ERROR", "INFO"),
 }
