@@ -176,7 +176,10 @@ def _validate_fhir_server(value: Any, allow_http: bool) -> str:
         raise BadRequest("fhirServer must be a non-empty URL")
     if len(value) > 2048:
         raise BadRequest("fhirServer must be a URL of at most 2048 characters")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise BadRequest("fhirServer must be an absolute http(s) URL") from None
     # urllib3's reading too (it decides where requests connects): both must see an http(s) URL with a host, and
     # no backslash, space or control character, on which parsers disagree.
     if parts.scheme not in ("http", "https") or not parts.netloc or parse_http_url(value) is None:

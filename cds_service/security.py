@@ -173,7 +173,10 @@ def _url_ok(url: Any) -> bool:
     """An https URL, or http to this machine only (local development)."""
     if not isinstance(url, str):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
     if not parts.netloc:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"))
