@@ -213,3 +213,11 @@ def test_a_closed_pipe_ends_quietly():
     _, err = process.communicate(timeout=60)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert process.returncode == 141
+
+
+def test_a_lone_surrogate_in_a_resource_id_is_reported_not_a_500(client):
+    # Found by `make fuzz`: the report quotes the id, and the answer could not be written as UTF-8.
+    body = minimal_request()
+    body["prefetch"]["patient"] = {"resourceType": "Medication", "id": "\udc80", "subject": {"reference": "Patient/p1"}}
+    response = client.post(f"/cds-services/{PATIENT_VIEW}", data=json.dumps(body), content_type="application/json")
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
