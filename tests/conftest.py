@@ -62,7 +62,10 @@ def fired_rules(response: dict[str, Any]) -> set[str]:
 
 
 def make_app(now: datetime = NOW, **settings_changes):
-    settings = Settings(**{"auth": "off", "fhir_allow_http": True, "log_level": "WARNING", **settings_changes})
+    # Any FHIR server at a global address (tests mock them with `responses`: nothing connects); a loopback server
+    # must be listed by the test that starts it.
+    settings = Settings(**{"auth": "off", "fhir_allow_http": True, "log_level": "WARNING", "fhir_servers": ("*",),
+                           **settings_changes})
     return create_app(settings, clock=fixed_clock(now))
 
 

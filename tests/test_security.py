@@ -655,13 +655,15 @@ def test_both_replay_caches_are_thread_safe(kind, threads, jtis, tmp_path):
 
 @pytest.mark.parametrize("kind", ["memory", "shared"])
 def test_both_replay_caches_forget_expired_entries_and_are_bounded(kind, tmp_path):
-    cache = ReplayCache(max_entries=2) if kind == "memory" else SharedReplayCache(max_entries=2, directory=str(tmp_path))
+    # Bounded per issuer (issue 16): one issuer at its bound refuses its own new tokens, never another's.
+    cache = ReplayCache(max_per_issuer=2) if kind == "memory" else SharedReplayCache(max_per_issuer=2, directory=str(tmp_path))
     assert cache.first_use(("i", "a"), expires_at=100, now=0)
     assert not cache.first_use(("i", "a"), expires_at=100, now=50)
-    assert cache.first_use(("j", "a"), expires_at=100, now=50)
+    assert cache.first_use(("i", "b"), expires_at=100, now=50)
     with pytest.raises(_Rejected, match="full"):
-        cache.first_use(("i", "b"), expires_at=100, now=60)
-    assert cache.first_use(("i", "b"), expires_at=300, now=100)
+        cache.first_use(("i", "c"), expires_at=100, now=60)
+    assert cache.first_use(("j", "a"), expires_at=100, now=60)
+    assert cache.first_use(("i", "c"), expires_at=300, now=100)
     assert len(cache) == 1
     assert cache.first_use(("i", "a"), expires_at=300, now=100)
 

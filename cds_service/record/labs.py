@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from .codes import loinc_codes
-from .fhir_values import code_in, codeable_concepts, parse_datetime, resource_label
+from .fhir_values import code_in, codeable_concepts, finite_number, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 from .validation import ValidateOnRead
 
@@ -194,9 +194,7 @@ def read_observation(
     if effective is None:
         return None, "no effective date"
     quantity = holder.get("valueQuantity")
-    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(
-        quantity.get("value"), bool
-    ):
+    if not isinstance(quantity, dict) or finite_number(quantity.get("value")) is None:
         return None, "no numeric valueQuantity"
     comparator = quantity.get("comparator") or ""
     if comparator and not code_in(comparator, BOUNDING_COMPARATORS):
@@ -207,17 +205,17 @@ def read_observation(
     factor = unit_factor(analyte, unit)
     if factor is None:
         return None, f"unit {unit!r} is not a known unit for {analyte.title}"
-    reported = float(quantity["value"])
+    reported = finite_number(quantity["value"])
 
     reference_high = None
     for reference_range in codeable_concepts(holder.get("referenceRange")):
         high = reference_range.get("high")
-        if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
+        if isinstance(high, dict) and finite_number(high.get("value")) is not None:
             # A range limit without a unit is in the value's unit; one in another unit is converted like the value.
             high_unit = unit if high.get("code") is None and high.get("unit") is None else _unit_of(high)[0]
             high_factor = unit_factor(analyte, high_unit) if high_unit else None
             if high_factor is not None:
-                reference_high = float(high["value"]) * high_factor
+                reference_high = finite_number(high["value"]) * high_factor
                 break
 
     interpretation = set()

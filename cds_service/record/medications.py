@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .fhir_values import as_list, code_in, codeable_concepts, concept_text, prohibits, reference_of, resource_label
+from .fhir_values import (
+    as_list, code_in, codeable_concepts, concept_text, finite_number, prohibits, reference_of, resource_label,
+)
 from .terminology import Match, ValueSet
 
 ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold"})
@@ -134,8 +136,8 @@ def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
             quantity = dosage["doseQuantity"]
         if quantity is None:
             continue
-        value = quantity.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        value = finite_number(quantity.get("value"))
+        if value is None or value <= 0:
             continue
         unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
         if unit.lower() in _MG_PER_UNIT:
@@ -148,15 +150,13 @@ def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
         repeat = timing.get("repeat") if isinstance(timing, dict) else None
         if not isinstance(repeat, dict):
             continue
-        frequency = repeat.get("frequency", 1)
-        period = repeat.get("period", 1)
+        frequency = finite_number(repeat.get("frequency", 1))
+        period = finite_number(repeat.get("period", 1))
         per_day = _PER_DAY.get(str(repeat.get("periodUnit") or repeat.get("periodUnits")))
-        if (
-            isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0
-            or isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0 or per_day is None
-        ):
+        if frequency is None or frequency <= 0 or period is None or period <= 0 or per_day is None:
             continue
-        return per_dose * frequency / period * per_day
+        daily = per_dose * frequency / period * per_day
+        return daily if finite_number(daily) is not None else None
     return None
 
 

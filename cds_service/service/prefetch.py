@@ -94,7 +94,8 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
     without the Observations that carry none of these LOINC codes (see gather)."""
     resources = []
-    for entry in bundle.get("entry") or []:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:  # protocol.py and fhir_client.py refuse other shapes
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
             resource_type = resource.get("resourceType")
@@ -116,7 +117,8 @@ def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = N
         return KeyResult(resources=[value])
     resources = bundle_resources(value, observation_codes)
     next_url = None
-    for link in value.get("link") or []:
+    links = value.get("link")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             next_url = link["url"]
     return KeyResult(resources=resources, next_url=next_url)

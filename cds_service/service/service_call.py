@@ -6,7 +6,8 @@ request body -> HookRequest (protocol) -> patient record (prefetch, fetching wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import cards
@@ -19,7 +20,8 @@ from cds_service.record.selection import select_and_validate
 from .clock import Clock
 from .discovery import Service, services
 from .errors import NotFound
-from .prefetch import Fetcher, gather
+from .outbound import AllowedServers
+from .prefetch import Fetcher, KeyResult, gather
 from .protocol import HookRequest, parse_hook_request
 from .settings import Settings
 
@@ -44,6 +46,37 @@ def rule_settings(settings: Settings) -> RuleSettings:
     return RuleSettings(low_dose_warfarin_mg_per_day=settings.low_dose_warfarin_mg_per_day)
 
 
+NOT_ALLOWED = ("not fetched: the fhirServer is not one this service may fetch from for this caller "
+               "(fhir_servers in the issuers file, or CDS_FHIR_SERVERS)")
+
+
+class _Refused:
+    """The fetcher of a call whose fhirServer the caller may not have fetched from: every key is an error."""
+
+    def fetch(self, request, queries, continuations):
+        return {key: KeyResult(error=NOT_ALLOWED, source="fetched") for key in [*queries, *continuations]}
+
+    def fetch_medications(self, request, references):
+        return KeyResult(error=NOT_ALLOWED + ": " + ", ".join(references), source="fetched")
+
+
+@lru_cache(maxsize=64)
+def allowed_servers(entries: tuple[str, ...]) -> AllowedServers:
+    """The parsed list (settings and the issuers file were checked at start-up: this cannot fail)."""
+    return AllowedServers(entries, where="FHIR servers")
+
+
+def fetch_access(request: HookRequest, fetcher: Fetcher | None, servers: tuple[str, ...]):
+    """(request, fetcher) for the FHIR servers this caller may fetch from: a refusing fetcher for any other
+    fhirServer, and the request marked when its fhirServer is listed by URL (it may then be a private address)."""
+    if fetcher is None or not request.fhir_server:
+        return request, fetcher
+    decision = allowed_servers(tuple(servers)).decide(request.fhir_server)
+    if decision is None:
+        return request, _Refused()
+    return replace(request, fhir_server_listed=decision == AllowedServers.LISTED), fetcher
+
+
 def draft_order_facts(request: HookRequest, record_medications: list[dict]):
     """The draft orders of an order hook, read leniently; none on patient-view."""
     if request.hook not in ("order-select", "order-sign"):
@@ -58,10 +91,13 @@ def handle(
     settings: Settings,
     clock: Clock,
     fetcher: Fetcher | None = None,
+    fhir_servers: tuple[str, ...] | None = None,
 ) -> CallResult:
+    """`fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
     knowledge = cards.knowledge()
     terms = knowledge.terminology
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
+    request, fetcher = fetch_access(request, fetcher, settings.fhir_servers if fhir_servers is None else fhir_servers)
     record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
     now = clock()
     selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
