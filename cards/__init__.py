@@ -27,6 +27,7 @@ KNOWLEDGE_VERSION = "2020-03-05.1"  # the article's version, and this project's 
 DATA = Path(__file__).resolve().parent / "data"
 # Conditions, labs and coded observations first; then the medication value sets.
 TERMINOLOGY_FILES = ("terminology.json", "terminology-medications.json")
+# (data/condition-text.json, the cues of A18, is read by definitions/scope.py.)
 RULES = Path(__file__).resolve().parent / "rules"
 
 

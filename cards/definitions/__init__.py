@@ -2,7 +2,8 @@
 
 | definition | module | decision |
 |---|---|---|
-| scope gate G0, calciphylaxis, tumoral and dystrophic calcinosis | calcinosis.py | A1 |
+| scope gate G0 (kinds, confirmed or provisional), calciphylaxis, tumoral calcinosis | scope.py | A1, A17, A18 |
+| dystrophic calcinosis, words describing the calcinosis | calcinosis.py | A1 |
 | renal insufficiency, severe renal insufficiency, dialysis, eGFR | renal.py | A4 |
 | high and low lab values, adult default limits | labs.py | A3 |
 | which calcium counts, hypercalcemia, hyperphosphatemia, Ca x P | minerals.py | A3, §3.8 |
@@ -20,6 +21,7 @@ from .calcinosis import (
     calcinosis_described_as,
     dystrophic_context,
     gate_conditions,
+    scope,
     tumoral_calcinosis,
 )
 from .history import RECENT_CARE_DAYS, recurrent
@@ -37,7 +39,7 @@ from .patient import ADULT_AGE_YEARS, age_under, is_child, pregnancy_status, pre
 from .renal import EGFR_RENAL_INSUFFICIENCY, EGFR_SEVERE, dialysis, egfr_below, renal_insufficiency, severe_renal_insufficiency
 
 __all__ = [
-    "GATE_VALUE_SETS", "calcinosis", "gate_conditions", "calciphylaxis", "tumoral_calcinosis",
+    "GATE_VALUE_SETS", "calcinosis", "gate_conditions", "calciphylaxis", "tumoral_calcinosis", "scope",
     "calcinosis_described_as", "dystrophic_context",
     "RECENT_CARE_DAYS", "recurrent",
     "ADULT_DEFAULT_HIGH", "HighAssessment", "assess_high", "lab_high", "lab_below",

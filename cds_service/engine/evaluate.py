@@ -1,6 +1,7 @@
 """The rule engine: gate G0, every rule of the hook, precedence, then few cards a clinician can bear (decision A12).
 
-- No active calcinosis (G0): no cards, on every hook (A1).
+- No active calcinosis (G0): no cards, on every hook (A1). In scope through calciphylaxis alone, the rules declared
+  `in_calciphylaxis_alone=False` do not run (A17).
 - A rule that fires may suppress another (R08c over R08a, R05 over R04).
 - Warnings and critical cards stand alone and come first; options of one kind share one card (the knowledge's groups).
 - An option a rule withholds for this patient (pregnancy, age, allergy, renal function) is not suggested: its group's
@@ -77,11 +78,12 @@ def _as_list(result: Recommendation | Iterable[Recommendation] | None) -> list[R
 
 
 def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service_id: str) -> Evaluation:
-    passed = knowledge.gate.evaluate(facts)
-    if not passed:
+    scope = knowledge.gate.evaluate(facts)
+    if not scope:
         return Evaluation(cards=[], fired=[], gate=False)
 
-    rules = knowledge.rules_for_hook(ctx.hook)
+    # A17: in scope through calciphylaxis alone, the options of dystrophic calcinosis do not apply and do not run.
+    rules = [r for r in knowledge.rules_for_hook(ctx.hook) if r.in_calciphylaxis_alone or not scope.calciphylaxis_only]
     fired: dict[str, list[Recommendation]] = {}
     failed: list[str] = []
     for rule in rules:
@@ -106,7 +108,7 @@ def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service
     for rule_id in suppressed:
         fired.pop(rule_id, None)
 
-    gate_evidence = [{"rule": knowledge.gate.id, **item} for item in passed.evidence]
+    gate_evidence = [{"rule": knowledge.gate.id, **item} for item in scope.evidence]
     drafts = _drafts(fired, by_id, knowledge, facts.patient_id, service_id)
     _without_repeated_suggestions(drafts)
     cards = [_card(d, knowledge, gate_evidence) for d in drafts if not (d.needs_suggestions and not d.suggestions)]

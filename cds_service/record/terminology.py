@@ -275,6 +275,20 @@ class Terminology:
         result = self._text_candidates[text] = frozenset(found)
         return result
 
+    def value_sets_of_coding(self, coding: Any) -> frozenset[str]:
+        """The value sets whose codes include this coding's code (by exact code or prefix), whatever its display
+        says: what concept the code itself stands for (decision A18 reads a display only when its code is not
+        another concept's)."""
+        if not isinstance(coding, dict):
+            return frozenset()
+        key, code = system_key(coding.get("system")), coding.get("code")
+        if key is None or not isinstance(code, str) or not code.strip():
+            return frozenset()
+        norm = normalise_code(key, code)
+        found = set(self._exact_index.get((key, norm), ()))
+        found.update(name for prefix, name in self._prefix_index.get((key, norm[:1]), ()) if norm.startswith(prefix))
+        return frozenset(found)
+
     def value_set(self, name: str) -> ValueSet:
         try:
             return self.value_sets[name]
