@@ -5,6 +5,7 @@
                  the trigger in words, the evidence, and the function that decides
 - referrals.py, diet.py, wording.py   what several rules suggest or say the same way
 - groups.py, sources.py               the grouped cards' texts, the source every card cites
+- limits.py                           who gets no medication or diet proposal, and what the cards say (A16, A18)
 - data/          the value sets, lab analytes and units (each code with its source and verification status)
 
 The machinery (cds_service) reaches all of it through `knowledge()`; modules here import only the rule authoring
@@ -20,6 +21,7 @@ from pathlib import Path
 from cds_service.engine.authoring import Gate, Knowledge, Rule, Terminology, catalogue_order, load_terminology
 
 from .groups import GROUPS
+from .limits import POLICY
 from .referrals import REFERRAL_CODES
 from .sources import ARTICLE
 
@@ -74,4 +76,5 @@ def knowledge() -> Knowledge:
         source=ARTICLE,
         terminology=terminology(),
         referral_codes=REFERRAL_CODES,
+        proposal_policy=POLICY,
     )

@@ -7,7 +7,7 @@
 | renal insufficiency, severe renal insufficiency, dialysis, eGFR | renal.py | A4 |
 | high and low lab values, adult default limits | labs.py | A3 |
 | which calcium counts, hypercalcemia, hyperphosphatemia, Ca x P | minerals.py | A3, §3.8 |
-| age limits, pregnancy | patient.py | A3, A9 |
+| age limits, children (no medication or diet proposed), pregnancy | patient.py | A3, A9, A16 |
 | recurrent infections, recent specialist care | history.py | A8, §3.15 |
 
 Each module's docstring names the rules that use its definitions; tests/test_clinical_definitions.py checks them
@@ -35,7 +35,7 @@ from .minerals import (
     hypercalcemia,
     hyperphosphatemia,
 )
-from .patient import ADULT_AGE_YEARS, age_under, is_child, pregnancy_status, pregnant
+from .patient import ADULT_AGE_YEARS, age_under, is_child, paediatric, pregnancy_status, pregnant
 from .renal import EGFR_RENAL_INSUFFICIENCY, EGFR_SEVERE, dialysis, egfr_below, renal_insufficiency, severe_renal_insufficiency
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "ADULT_DEFAULT_HIGH", "HighAssessment", "assess_high", "lab_high", "lab_below",
     "corrected_calcium", "calcium_measure", "calcium_high", "calcium_phosphate_product", "hyperphosphatemia",
     "hypercalcemia", "calcium_above",
-    "ADULT_AGE_YEARS", "is_child", "age_under", "pregnant", "pregnancy_status",
+    "ADULT_AGE_YEARS", "is_child", "paediatric", "age_under", "pregnant", "pregnancy_status",
     "EGFR_RENAL_INSUFFICIENCY", "EGFR_SEVERE", "egfr_below", "dialysis", "renal_insufficiency",
     "severe_renal_insufficiency",
 ]

@@ -27,6 +27,8 @@ from .rules import (
     Group,
     Knowledge,
     Link,
+    ProposalLimit,
+    ProposalPolicy,
     Recommendation,
     Rule,
     RuleSettings,
@@ -46,6 +48,7 @@ __all__ = [
     "Scope", "CONFIRMED", "PROVISIONAL",
     # assembling the knowledge
     "Knowledge", "Group", "Source", "Terminology", "load_terminology", "catalogue_order",
+    "ProposalLimit", "ProposalPolicy",
     # how a word is meant in a Condition's text (A18)
     "MentionRules", "Cue", "Mention", "read_mentions", "status_of", "AFFIRMED", "NEGATED", "UNCERTAIN",
     # the patient's facts

@@ -63,6 +63,8 @@ class Recommendation:
     # A card that exists only for its suggestions (e.g. R17's referrals): dropped when every one of them is already
     # offered on an earlier card (A12: no two cards saying the same thing).
     needs_suggestions: bool = False
+    # Said first, wherever the recommendation is shown: why the engine withheld its proposals (A16, A18; limits.py).
+    notes: list[str] = field(default_factory=list)
     rule_id: str = ""  # filled in by the engine
 
 
@@ -160,6 +162,26 @@ class Gate:
     evaluate: Callable[[PatientFacts], Scope]
 
 
+@dataclass(frozen=True, slots=True)
+class ProposalLimit:
+    """Why no medication or diet is proposed to a patient (A16: a child; A18: a diagnosis not confirmed)."""
+
+    reason: str  # a key for machines, in the card's extension ("child", "diagnosis-not-confirmed")
+    note: str  # what the card says instead, e.g. "in children, a decision for the paediatric specialist"
+    evidence: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProposalPolicy:
+    """The proposals a card may not carry under a limit, and which options say so even with nothing to remove. The
+    knowledge declares it (decisions A16, A18); the engine applies it to every rule, so that no rule module has to."""
+
+    withheld_resources: frozenset[str]  # resource types never proposed under a limit (MedicationRequest...)
+    option_groups: frozenset[str]  # groups whose recommendations are medication or diet options
+    patient_limits: Callable[[PatientFacts], tuple[ProposalLimit, ...]]  # limits of the patient (A16)
+    unconfirmed: ProposalLimit  # the limit of a rule whose diagnosis is not confirmed (A18)
+
+
 @dataclass(frozen=True)
 class Group:
     """Info recommendations of one kind gathered into one card (decision A12)."""
@@ -196,6 +218,7 @@ class Knowledge:
     source: Source
     terminology: Terminology
     referral_codes: tuple[str, ...]  # SNOMED CT codes of the referrals the rules propose (prefetched, never twice)
+    proposal_policy: ProposalPolicy | None = None  # None: no proposal is ever withheld by the engine
     _by_hook: dict[str, tuple[Rule, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rules_for_hook(self, hook: str) -> tuple[Rule, ...]:
