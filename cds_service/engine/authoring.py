@@ -14,7 +14,7 @@ from cds_service.record.fhir_values import codeable_concepts, concept_text
 from cds_service.record.labs import LabResult
 from cds_service.record.medications import MedicationFact, daily_dose_mg, product_strength_mg
 from cds_service.record.mentions import AFFIRMED, NEGATED, UNCERTAIN, Cue, Mention, MentionRules, read_mentions, status_of
-from cds_service.record.terminology import Match, Terminology, load_terminology
+from cds_service.record.terminology import PRODUCT_NAME, Match, Terminology, load_terminology
 
 from .drafts import condition_references, delete_suggestion, draft_has_service, drafts_in, lab_suggestion, orders_under_review
 from .proposals import diet_order, lab_order, medication_proposal, referral, referral_by_text
@@ -52,7 +52,7 @@ __all__ = [
     # how a word is meant in a Condition's text (A18)
     "MentionRules", "Cue", "Mention", "read_mentions", "status_of", "AFFIRMED", "NEGATED", "UNCERTAIN",
     # the patient's facts
-    "PatientFacts", "Finding", "CodedAnswer", "ConditionFact", "LabResult", "MedicationFact", "Match",
+    "PatientFacts", "Finding", "CodedAnswer", "ConditionFact", "LabResult", "MedicationFact", "Match", "PRODUCT_NAME",
     "condition_evidence", "codeable_concepts", "concept_text", "daily_dose_mg", "product_strength_mg",
     "is_intravenous",
     # draft orders and suggestions
