@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from ._knowledge import by_id, cards_of, proposed, variant, withheld
-from .conftest import NOW, evaluate_scenario, fired_rules
+from .conftest import NOW, evaluate_scenario, fired_rules, scenario_names
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 TREATMENT_FOR_DYSTROPHIC_CALCINOSIS = {"R02", "R03", "R04", "R07", "R08a", "R09", "R10", "R12", "R13", "R14", "R15",
@@ -224,3 +224,26 @@ def test_a18_a_display_counts_only_when_its_code_is_not_another_concepts():
     assert coded("M34.1", "CR(E)ST syndrome", text="Calcinosis cutis of the fingers")["cards"]  # the text counts
     assert coded("E83.59", "Calciphylaxis")["cards"]  # E83.59 is no other concept of the value sets
     assert coded("X-123", "Calcinosis cutis", system="urn:local:problems")["cards"]  # a local code
+
+
+# ---------- every fixture patient, as a child and with its diagnosis unconfirmed ----------
+def _as_child(rs):
+    for resource in rs:
+        if resource.get("resourceType") == "Patient":
+            resource["birthDate"] = (NOW - timedelta(days=6 * 365)).date().isoformat()
+
+
+def _unconfirmed(rs):
+    for resource in rs:
+        if resource.get("resourceType") == "Condition" and not resource.get("verificationStatus"):
+            resource["verificationStatus"] = {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]}
+
+
+@pytest.mark.parametrize("name", scenario_names())
+@pytest.mark.parametrize("change", [_as_child, _unconfirmed], ids=["child", "unconfirmed"])
+def test_no_fixture_patient_gets_a_drug_or_diet_as_a_child_or_unconfirmed(name, change):
+    response = variant(name, change)
+    assert not treatments(response), name
+    for card in response["cards"]:  # what is left is still offered with its actions
+        assert all(s["actions"] for s in card.get("suggestions", [])), name
