@@ -6,6 +6,17 @@ from cds_service.engine.authoring import MedicationFact
 
 OPTION_NOT_STANDARD = "This is an option, not a standard of care; its use for calcinosis is off-label."
 OUTSIDE_ARTICLE = "(Outside the article: a safety note for the clinical reviewer to confirm.)"
+SUCRALFATE_NOTE = ("Sucralfate counts as aluminium-containing: an ulcer drug whose aluminium accumulates in renal "
+                   "insufficiency (a label caution, outside the article).")
+
+
+def verify_ingredients(text: str | None, brand: str) -> str:
+    """A15: what a card says of a product it knows by a brand name alone (Maalox, Gaviscon...), naming the brand as
+    it was typed in the order's text (which also holds the dose)."""
+    start = (text or "").lower().find(brand)
+    product = text[start:start + len(brand)] if text and start >= 0 else brand
+    return (f"{product} may contain magnesium and/or aluminium; formulations differ by product and country (some "
+            "contain neither): verify the ingredients.")
 
 
 def describe(item: dict) -> str:

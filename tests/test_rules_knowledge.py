@@ -8,7 +8,7 @@ suggest" of the clinical specification.
 import pytest
 
 from ._knowledge import by_id, cards_of, medication_texts, proposed, validate_r4b, variant, withheld
-from .conftest import evaluate_scenario, load_scenario, scenario_names
+from .conftest import evaluate_scenario, fired_rules, load_scenario, scenario_names
 
 KNOWLEDGE_SCENARIOS = [n for n in scenario_names() if n.split("-")[0] in {
     "r01", "r02", "r03", "r04", "r07", "r08a", "r09", "r10", "r11", "r12", "r13", "r14", "r15", "r16", "r17", "r18",
@@ -105,7 +105,6 @@ def test_r08a_option_is_information_only_and_says_low_dose_is_not_recommended():
 
 
 @pytest.mark.parametrize("name, reason", [
-    ("r08a-negative-calciphylaxis", "calciphylaxis"),
     ("r08a-negative-pregnant", "pregnancy"),
     ("r08a-negative-anticoagulated", "bleeding risk"),
 ])
@@ -113,6 +112,19 @@ def test_r08a_withheld_says_why(name, reason):
     response = evaluate_scenario(name)
     assert reason in withheld(response)["R08a"]
     assert not any("warfarin" in t for t in medication_texts(response))
+
+
+def test_r08a_withheld_in_calciphylaxis_with_calcinosis_cutis_and_absent_in_calciphylaxis_alone():
+    alone = evaluate_scenario("r08a-negative-calciphylaxis")
+    assert "R08a" not in withheld(alone) and "R11" in fired_rules(alone)  # A17: not an option there at all
+
+    def add_calcinosis_cutis(rs):
+        rs.append({"resourceType": "Condition", "id": "cc", "subject": {"reference": "Patient/p1"},
+                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                   "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2", "display": "Calcinosis cutis"}]}})
+    both = variant("r08a-negative-calciphylaxis", add_calcinosis_cutis)
+    assert "calciphylaxis" in withheld(both)["R08a"]
+    assert not any("warfarin" in t for t in medication_texts(both))
 
 
 def test_r09_refers_to_rheumatology_once_and_flags_biologic_screening():

@@ -26,6 +26,7 @@ TRIAMCINOLONE = ("10759", "triamcinolone")  # RxNorm ingredient, VERIFIED (S11)
         "present, or the latest calcium and phosphate were measured and are not high"
     ),
     priority=62,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def intralesional_corticosteroid(facts, ctx):
     context = dystrophic_context(facts)

@@ -26,6 +26,7 @@ PROBENECID = ("8698", "probenecid")  # RxNorm ingredient, VERIFIED (S11)
         "insufficiency: no medication proposal"
     ),
     priority=70,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def probenecid_colchicine(facts, ctx):
     gate = [c.reference for c in gate_conditions(facts)]

@@ -43,6 +43,7 @@ ARTICLE = ("Magnesium or aluminum antacids may be effective phosphate binders in
         "renal function first\" and a creatinine test"
     ),
     priority=66,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def antacid_phosphate_binder(facts, ctx):
     high_p = hyperphosphatemia(facts)

@@ -10,11 +10,11 @@ each marker to the metal the antacid contains is a narrowing of the table's "any
 not make an aluminium-only antacid critical. R05 takes precedence over R04 (which never suggests an antacid in RI).
 """
 
-from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
+from cds_service.engine.authoring import PRODUCT_NAME, Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
 
 from ..definitions import dialysis, lab_high, renal_insufficiency, severe_renal_insufficiency
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list, describe, medication_line
+from ..wording import SUCRALFATE_NOTE, bullet_list, describe, medication_line, verify_ingredients
 
 
 MAGNESIUM_CRITICAL_MG_DL = 5.0  # clinical specification §1.3 and §3.13: critical >= 5 mg/dL
@@ -70,8 +70,9 @@ def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list
     evidence_level="Statement of the article (no reference cited)",
     trigger=(
         "A draft order (order-select: the selected one; order-sign: any) or, on patient-view, an active medication "
-        "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate (matched by "
-        "name: RxCUIs UNVERIFIED), and renal insufficiency (eGFR < 60, a CKD 3-5/renal failure condition, AKI, or "
+        "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate, sucralfate "
+        "included (matched by name: RxCUIs UNVERIFIED; brand names such as Maalox only when no ingredient is named, "
+        "with 'verify the ingredients'), and renal insufficiency (eGFR < 60, a CKD 3-5/renal failure condition, AKI, or "
         "dialysis). Critical when RI is severe or on dialysis, Mg >= 5.0 mg/dL or above the upper limit, serum Al "
         "above 60 ng/mL on dialysis or the upper limit (7 ng/mL) otherwise, or E83.41 / M83.4 / T47.1X5 is documented"
     ),
@@ -141,6 +142,10 @@ def antacid_in_renal_insufficiency(facts, ctx):
         f"**Antacid {what}:**\n\n" + "\n".join(f"- {medication_line(fact)}" for fact, _ in meds.values()),
         "**Renal insufficiency:**\n\n" + bullet_list(list(ri.evidence)),
     ]
+    # A15: a product known by its brand name alone may hold either metal, or neither.
+    matches = mg_meds + al_meds
+    lines += [verify_ingredients(fact.text, match.matched) for fact, match in meds.values()
+              if all(m.by == PRODUCT_NAME for other, m in matches if other is fact)]
     if critical:
         lines.append(
             "**Critical because of:**\n\n"
@@ -156,6 +161,8 @@ def antacid_in_renal_insufficiency(facts, ctx):
             "only mildly reduced, and are usually limited to a few days; aluminium bone disease and encephalopathy are "
             "the severe outcomes."
         )
+    if {fact.reference for fact, _ in facts.medications_in("med-sucralfate")} & meds.keys():
+        lines.append(SUCRALFATE_NOTE)
     if already:
         lines.append("Already ordered or referred, so not suggested again: " + ", ".join(already) + ".")
     return Recommendation(

@@ -19,6 +19,7 @@ from cds_service.engine.authoring import Recommendation, rule
     evidence_level="Animal studies only; no human data",
     trigger="Calcinosis (any patient in scope); information only, listed last among the treatment options",
     priority=99,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def topical_phytate(facts, ctx):
     return Recommendation(

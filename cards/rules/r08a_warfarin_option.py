@@ -28,6 +28,7 @@ WARFARIN_VALUE_SET = "med-warfarin"  # defined by the order rules (terminology-m
         "bleeding contraindication or current anticoagulation, or when warfarin is already taken"
     ),
     priority=72,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def warfarin_option(facts, ctx):
     context = dystrophic_context(facts)

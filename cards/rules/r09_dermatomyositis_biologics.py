@@ -21,6 +21,7 @@ from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
     evidence_level="Case series (\"may be beneficial alternatives\")",
     trigger="Calcinosis and dermatomyositis (adult or juvenile; not polymyositis or other connective-tissue disease)",
     priority=64,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def dermatomyositis_biologics(facts, ctx):
     dm = facts.has_condition("dermatomyositis")

@@ -18,6 +18,7 @@ from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE
     evidence_level="Case reports and small series; variable benefit",
     trigger="Calcinosis (any patient in scope); information only",
     priority=74,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def diltiazem(facts, ctx):
     evidence: list[dict] = [{"basis": "every patient with calcinosis cutis (information only)"}]

@@ -44,6 +44,7 @@ def ulcer_at_calcinosis_site(facts):
     trigger=("Tumoral calcinosis (the words), or ulcerated calcinosis: the calcinosis condition says ulcerated, or an "
              "active skin ulcer (L98.4x, L97.x, SNOMED 46742003) at a calcinosis site"),
     priority=68,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def topical_thiosulfate(facts, ctx):
     tumoral = tumoral_calcinosis(facts)

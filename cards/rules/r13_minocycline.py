@@ -33,6 +33,7 @@ MINIMUM_AGE = 8.0
     trigger=("Calcinosis and systemic sclerosis (limited cutaneous M34.1 preferred; any M34.x; SNOMED 89155008). "
              "Withheld in pregnancy, under 8 years (or unknown age), with a tetracycline allergy or no allergy list"),
     priority=63,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def minocycline(facts, ctx):
     ssc = facts.has_condition("systemic-sclerosis")

@@ -35,6 +35,7 @@ def severe_calcinosis(facts):
     trigger=("Calcinosis whose Condition.severity is Severe (SNOMED CT 24484000) and a systemic connective-tissue "
              "disease (M33, M34, M32, M35.1)"),
     priority=95,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def hsct_consideration(facts, ctx):
     severe = severe_calcinosis(facts)

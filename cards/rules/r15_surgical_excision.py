@@ -42,6 +42,7 @@ def indications(facts) -> dict:
     trigger=("Calcinosis and any of: a skin ulcer (or ulcerated calcinosis), two or more skin infections in 12 months, "
              "pain (or painful calcinosis), a joint contracture or stiffness"),
     priority=40,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def surgical_excision(facts, ctx):
     found = indications(facts)

@@ -27,6 +27,7 @@ ESWT_REFERRAL = "Referral to the local extracorporeal shock wave therapy (ESWL/E
     trigger=("Calcinosis with dermatomyositis, systemic sclerosis or venous insufficiency, and pain (R52, G89.x, "
              "M79.6x, or painful calcinosis)"),
     priority=45,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def shock_wave_lithotripsy(facts, ctx):
     context = [f for f in (facts.has_condition("dermatomyositis"), facts.has_condition("systemic-sclerosis"),

@@ -24,6 +24,7 @@ from ..wording import OUTSIDE_ARTICLE, bullet_list
     trigger=("Calcinosis (any patient in scope), unless a dietitian was referred or seen in the last 12 months. "
              "Flags pregnancy, SGLT2 inhibitors, children and lipid disorders"),
     priority=90,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def ketogenic_diet(facts, ctx):
     dietitian, existing = referral_unless_recent(facts, "dietitian")

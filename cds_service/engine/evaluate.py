@@ -1,6 +1,8 @@
 """The rule engine: gate G0, every rule of the hook, precedence, then few cards a clinician can bear (decision A12).
 
-- No active calcinosis (G0): no cards, on every hook (A1).
+- No active calcinosis (G0): no cards, on every hook (A1). In scope through calciphylaxis alone, the rules declared
+  `in_calciphylaxis_alone=False` do not run (A17). A child, or a diagnosis not confirmed, gets no medication or diet
+  proposal from any card (A16, A18: limits.py, with the knowledge's ProposalPolicy).
 - A rule that fires may suppress another (R08c over R08a, R05 over R04).
 - Warnings and critical cards stand alone and come first; options of one kind share one card (the knowledge's groups).
 - An option a rule withholds for this patient (pregnancy, age, allergy, renal function) is not suggested: its group's
@@ -25,6 +27,7 @@ from cds_service.record.facts import PatientFacts
 from cds_service.record.json_text import canonical_json
 
 from .card_model import Card, CardAction, CardLink, CardSource, CardSuggestion, Coding
+from .limits import limit_proposals
 from .rules import Context, Knowledge, Recommendation, Rule, Suggestion
 
 log = logging.getLogger("cds_service.engine")
@@ -77,11 +80,12 @@ def _as_list(result: Recommendation | Iterable[Recommendation] | None) -> list[R
 
 
 def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service_id: str) -> Evaluation:
-    passed = knowledge.gate.evaluate(facts)
-    if not passed:
+    scope = knowledge.gate.evaluate(facts)
+    if not scope:
         return Evaluation(cards=[], fired=[], gate=False)
 
-    rules = knowledge.rules_for_hook(ctx.hook)
+    # A17: in scope through calciphylaxis alone, the options of dystrophic calcinosis do not apply and do not run.
+    rules = [r for r in knowledge.rules_for_hook(ctx.hook) if r.in_calciphylaxis_alone or not scope.calciphylaxis_only]
     fired: dict[str, list[Recommendation]] = {}
     failed: list[str] = []
     for rule in rules:
@@ -105,8 +109,10 @@ def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service
     }
     for rule_id in suppressed:
         fired.pop(rule_id, None)
+    if knowledge.proposal_policy is not None:  # A16, A18: no medication or diet proposed to some patients
+        limit_proposals(fired, by_id, scope, facts, knowledge.proposal_policy)
 
-    gate_evidence = [{"rule": knowledge.gate.id, **item} for item in passed.evidence]
+    gate_evidence = [{"rule": knowledge.gate.id, **item} for item in scope.evidence]
     drafts = _drafts(fired, by_id, knowledge, facts.patient_id, service_id)
     _without_repeated_suggestions(drafts)
     cards = [_card(d, knowledge, gate_evidence) for d in drafts if not (d.needs_suggestions and not d.suggestions)]
@@ -123,7 +129,7 @@ def _identity(service_id: str, patient_id: str, key: str, recommendations: list[
 
 
 def _detail(rule: Rule, recommendation: Recommendation, knowledge: Knowledge) -> str:
-    lines = [recommendation.detail.strip()]
+    lines = [f"**Note:** {note}." for note in recommendation.notes] + [recommendation.detail.strip()]
     lines.append(f"**Evidence:** {rule.evidence_level}.")
     lines.append(f"**Source:** {knowledge.citation(rule)}." + (f" {rule.outside_article}" if rule.outside_article else ""))
     lines.append(f"*Rule {rule.id}: {rule.title}.*")

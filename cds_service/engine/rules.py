@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from cds_service.record.facts import Finding, PatientFacts
+from cds_service.record.facts import PatientFacts
 from cds_service.record.terminology import Terminology
 
 HOOKS = ("patient-view", "order-select", "order-sign")
@@ -63,6 +63,8 @@ class Recommendation:
     # A card that exists only for its suggestions (e.g. R17's referrals): dropped when every one of them is already
     # offered on an earlier card (A12: no two cards saying the same thing).
     needs_suggestions: bool = False
+    # Said first, wherever the recommendation is shown: why the engine withheld its proposals (A16, A18; limits.py).
+    notes: list[str] = field(default_factory=list)
     rule_id: str = ""  # filled in by the engine
 
 
@@ -107,6 +109,47 @@ class Rule:
     outside_article: str | None = None  # where a rule comes from outside the article's treatment text (A11)
     suppresses: tuple[str, ...] = ()  # precedence: when this rule fires, these do not (R08c > R08a, R05 > R04)
     priority: int = 50  # order among cards of the same indicator; lower first
+    # A17: False for the options of dystrophic calcinosis, which the engine does not run when the patient is in scope
+    # through calciphylaxis alone.
+    in_calciphylaxis_alone: bool = True
+
+
+CONFIRMED, PROVISIONAL = "confirmed", "provisional"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What gate G0 found (decisions A1, A17, A18): in scope or not, through which kind of calcinosis, and whether
+    that diagnosis is confirmed. Each kind is CONFIRMED, PROVISIONAL (a provisional or differential Condition, or an
+    uncertain mention such as "r/o calciphylaxis") or None (absent)."""
+
+    calcinosis: str | None = None  # calcinosis cutis or tumoral calcinosis
+    calciphylaxis: str | None = None
+    evidence: tuple[dict, ...] = ()
+
+    def __post_init__(self) -> None:
+        for kind in (self.calcinosis, self.calciphylaxis):
+            if kind not in (None, CONFIRMED, PROVISIONAL):
+                raise ValueError(f"a kind of calcinosis is {CONFIRMED!r}, {PROVISIONAL!r} or None, not {kind!r}")
+
+    @property
+    def present(self) -> bool:
+        return self.calcinosis is not None or self.calciphylaxis is not None
+
+    def __bool__(self) -> bool:
+        return self.present
+
+    @property
+    def calciphylaxis_only(self) -> bool:
+        """A17: in scope through calciphylaxis, with no calcinosis cutis or tumoral calcinosis at all."""
+        return self.calcinosis is None and self.calciphylaxis is not None
+
+    def confirmed_for(self, rule: "Rule") -> bool:
+        """A18: whether the diagnosis a rule rests on is confirmed. The options of dystrophic calcinosis (not run in
+        calciphylaxis alone) rest on the calcinosis; the others on either kind."""
+        if self.calcinosis == CONFIRMED:
+            return True
+        return rule.in_calciphylaxis_alone and self.calciphylaxis == CONFIRMED
 
 
 @dataclass(frozen=True)
@@ -116,7 +159,27 @@ class Gate:
     id: str
     title: str
     trigger: str
-    evaluate: Callable[[PatientFacts], Finding]
+    evaluate: Callable[[PatientFacts], Scope]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalLimit:
+    """Why no medication or diet is proposed to a patient (A16: a child; A18: a diagnosis not confirmed)."""
+
+    reason: str  # a key for machines, in the card's extension ("child", "diagnosis-not-confirmed")
+    note: str  # what the card says instead, e.g. "in children, a decision for the paediatric specialist"
+    evidence: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProposalPolicy:
+    """The proposals a card may not carry under a limit, and which options say so even with nothing to remove. The
+    knowledge declares it (decisions A16, A18); the engine applies it to every rule, so that no rule module has to."""
+
+    withheld_resources: frozenset[str]  # resource types never proposed under a limit (MedicationRequest...)
+    option_groups: frozenset[str]  # groups whose recommendations are medication or diet options
+    patient_limits: Callable[[PatientFacts], tuple[ProposalLimit, ...]]  # limits of the patient (A16)
+    unconfirmed: ProposalLimit  # the limit of a rule whose diagnosis is not confirmed (A18)
 
 
 @dataclass(frozen=True)
@@ -155,6 +218,7 @@ class Knowledge:
     source: Source
     terminology: Terminology
     referral_codes: tuple[str, ...]  # SNOMED CT codes of the referrals the rules propose (prefetched, never twice)
+    proposal_policy: ProposalPolicy | None = None  # None: no proposal is ever withheld by the engine
     _by_hook: dict[str, tuple[Rule, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rules_for_hook(self, hook: str) -> tuple[Rule, ...]:
@@ -179,6 +243,7 @@ def rule(
     outside_article: str | None = None,
     suppresses: tuple[str, ...] = (),
     priority: int = 50,
+    in_calciphylaxis_alone: bool = True,
 ) -> Callable[[Evaluate], Rule]:
     """Declare a recommendation; the decorated function decides whether it fires for a patient."""
     if not _RULE_ID.match(id):
@@ -189,15 +254,15 @@ def rule(
 
     def declare(evaluate: Evaluate) -> Rule:
         return Rule(id, title, article, tuple(references), evidence_level, trigger, tuple(hooks), evaluate,
-                    outside_article, tuple(suppresses), priority)
+                    outside_article, tuple(suppresses), priority, in_calciphylaxis_alone)
 
     return declare
 
 
-def gate(*, id: str, title: str, trigger: str) -> Callable[[Callable[[PatientFacts], Finding]], Gate]:
-    """Declare the scope gate; the decorated function says whether a patient is in scope, and why."""
+def gate(*, id: str, title: str, trigger: str) -> Callable[[Callable[[PatientFacts], Scope]], Gate]:
+    """Declare the scope gate; the decorated function says whether a patient is in scope, how, and why."""
 
-    def declare(evaluate: Callable[[PatientFacts], Finding]) -> Gate:
+    def declare(evaluate: Callable[[PatientFacts], Scope]) -> Gate:
         return Gate(id, title, trigger, evaluate)
 
     return declare

@@ -35,6 +35,8 @@ class ConditionFact:
     severity: dict | None
     body_site: list[dict]
     resource: dict = field(repr=False, compare=False, hash=False)
+    # verificationStatus code (unconfirmed, provisional, differential, confirmed...); refuted ones are never read.
+    verification: str | None = None
 
     @property
     def text(self) -> str | None:
@@ -74,6 +76,7 @@ def read_condition(resource: dict, now: datetime) -> ConditionFact | None:
         severity=resource.get("severity") if isinstance(resource.get("severity"), dict) else None,
         body_site=codeable_concepts(resource.get("bodySite")),
         resource=resource,
+        verification=verification,
     )
 
 

@@ -26,6 +26,8 @@ def catalogue() -> list[dict]:
             entry["outsideArticle"] = rule.outside_article
         if rule.suppresses:
             entry["takesPrecedenceOver"] = list(rule.suppresses)
+        if not rule.in_calciphylaxis_alone:
+            entry["calciphylaxisAlone"] = "not shown: an option for dystrophic calcinosis (decision A17)"
         entries.append(entry)
     return entries
 
@@ -33,9 +35,11 @@ def catalogue() -> list[dict]:
 # What each format prints of an entry, in its order: (field, label). Absent optional fields are left out.
 _MARKDOWN_FIELDS = (("trigger", "**Trigger:**"), ("hooks", "**Hooks:**"), ("evidence", "**Evidence:**"),
                     ("citation", "**Citation:**"), ("outsideArticle", "**Outside the article:**"),
-                    ("takesPrecedenceOver", "**Takes precedence over:**"))
+                    ("takesPrecedenceOver", "**Takes precedence over:**"),
+                    ("calciphylaxisAlone", "**In calciphylaxis alone:**"))
 _TEXT_FIELDS = (("hooks", "hooks:    "), ("trigger", "trigger:  "), ("evidence", "evidence: "),
-                ("citation", "source:   "), ("outsideArticle", "note:     "), ("takesPrecedenceOver", "precedes: "))
+                ("citation", "source:   "), ("outsideArticle", "note:     "), ("takesPrecedenceOver", "precedes: "),
+                ("calciphylaxisAlone", "calciphylaxis alone: "))
 
 
 def _value(value) -> str:
