@@ -15,9 +15,6 @@ of calcinosis, and whether that diagnosis is confirmed.
 - A17: a calcinosis cutis code whose text names calciphylaxis and not calcinosis counts as calciphylaxis (EHRs file
   calciphylaxis under L94.2); the patient is then in scope through calciphylaxis alone.
 
-Used by: the gate (g0_scope_gate.py), and through calcinosis.py by R08a, R08c, R11, R12, R17 (calciphylaxis,
-tumoral calcinosis) and every rule that names the calcinosis Condition.
-
 Used by: every rule through G0, and directly by R01, R02, R03, R04, R08a, R08b, R08c, R11, R12, R14, R17, R22.
 """
 
