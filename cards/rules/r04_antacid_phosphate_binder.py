@@ -12,7 +12,7 @@ function test is proposed first. Aluminium: short courses only (CMDT, outside th
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, lab_order, rule
 
 from ..definitions import gate_conditions, hyperphosphatemia, renal_insufficiency
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, inline_list
 
 
 ARTICLE = ("Magnesium or aluminum antacids may be effective phosphate binders in patients with hyperphosphatemia. "
@@ -25,6 +25,9 @@ ARTICLE = ("Magnesium or aluminum antacids may be effective phosphate binders in
     title="Magnesium or aluminium antacids as phosphate binders (not in renal insufficiency)",
     article=ARTICLE,
     evidence_level="Not graded in the article (\"may be effective\"; no reference cited)",
+    evidence_grade="Not graded",
+    exclusions=("Renal insufficiency: listed as not suggested, with why (the order rule R05 warns about such an order)",
+                "Hyperphosphatemia coded E83.39 alone, or a diagnosis a recent normal phosphate contradicts"),
     trigger=(
         "Calcinosis and hyperphosphatemia (latest phosphate high, or a hyperphosphatemia diagnosis other than E83.39 "
         "alone that no recent phosphate contradicts), and NO renal insufficiency. With renal insufficiency the option "
@@ -43,20 +46,25 @@ def antacid_phosphate_binder(facts, ctx):
             indicator="info",
             summary="Mg/Al antacids as phosphate binders: not suggested, renal insufficiency (risk of Mg/Al toxicity).",
             detail=("Magnesium or aluminium antacids are not suggested as phosphate binders because renal insufficiency "
-                    "is recorded: the article warns that they may cause magnesium or aluminium toxicity."),
+                    "is recorded: they may cause magnesium or aluminium toxicity."),
+            brief="renal insufficiency is recorded (risk of magnesium or aluminium toxicity).",
             evidence=evidence + [{"flag": "renal insufficiency", **item} for item in ri.evidence],
             group="treatment-options",
-            group_line="Magnesium/aluminium antacids as phosphate binders",
+            group_line="Mg/Al antacid as phosphate binder",
             withheld=True,
         )
-    detail = (f"The article: *\"{ARTICLE}\"* " + OPTION_NOT_STANDARD + "\n\nHyperphosphatemia:\n\n" + bullet_list(evidence) +
-              "\n\nAvoid if renal function is impaired. Aluminium-based binders accumulate even with mildly reduced "
-              "renal function: prefer short courses (a few days) " + OUTSIDE_ARTICLE +
-              " Combine with a phosphorus-restricted diet (R18). No product or dose is proposed: the article gives none.")
+    caveat = ("**Avoid in renal insufficiency** (magnesium or aluminium toxicity). Aluminium binders accumulate even "
+              "with mildly reduced renal function: short courses only, a few days " + OUTSIDE_ARTICLE + ".")
+    detail = ("Magnesium or aluminium antacids may be effective phosphate binders in hyperphosphatemia. " + OPTION_NOT_STANDARD +
+              "\n\n**Hyperphosphatemia:** " + inline_list(evidence) + ".\n\n" + caveat +
+              " Combine with a phosphorus-restricted diet. No product or dose is proposed: the article gives none.")
+    brief = "Avoid in renal insufficiency; aluminium only in short courses " + OUTSIDE_ARTICLE + "."
     suggestions = []
     if facts.latest_lab("egfr") is None and facts.latest_lab("creatinine") is None:
-        detail += ("\n\n**No eGFR or creatinine in the last 12 months:** check renal function before any magnesium or "
-                   "aluminium antacid.")
+        no_renal = ("**No eGFR or creatinine in the last 12 months:** check renal function before any magnesium or "
+                    "aluminium antacid.")
+        detail += "\n\n" + no_renal
+        brief += " No renal function on file: check it first."
         evidence.append({"note": "no eGFR or creatinine result in the look-back window"})
         reasons = condition_references(evidence) or [c.reference for c in gate_conditions(facts)]
         suggestions.append(Suggestion(
@@ -75,5 +83,6 @@ def antacid_phosphate_binder(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         group="treatment-options",
-        group_line="Magnesium/aluminium antacids as phosphate binders (no renal insufficiency)",
+        group_line="Mg/Al antacid as phosphate binder",
+        brief=brief,
     )
