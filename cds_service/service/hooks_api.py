@@ -81,6 +81,11 @@ def authenticate() -> dict | None:
     return claims
 
 
+def rule_page_base(settings: Settings) -> str:
+    """Where the rule pages the cards link to are: CDS_PUBLIC_URL behind a proxy, else this request's base URL."""
+    return (settings.public_url or request.url_root).rstrip("/")
+
+
 @hooks.get("/cds-services")
 def discovery():
     authenticate()
@@ -93,7 +98,8 @@ def service_call(service_id: str):
     service = find_service(service_id)
     body = read_json_body()
     current = state()
-    result = handle(service, body, settings=current.settings, clock=current.clock, fetcher=current.fetcher)
+    result = handle(service, body, settings=current.settings, clock=current.clock, fetcher=current.fetcher,
+                    rule_page_base=rule_page_base(current.settings))
     current.issued.remember(result.evaluation.cards)
     g.hook_instance = result.request.hook_instance
     g.call_summary = result.summary
