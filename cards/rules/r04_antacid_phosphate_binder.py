@@ -20,7 +20,7 @@ from ..definitions import (
     renal_function_known_normal,
     renal_insufficiency,
 )
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list, describe
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, describe, inline_list
 
 CREATININE_LAB = ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma")  # VERIFIED (S2); A13 names this test
 
@@ -35,6 +35,9 @@ ARTICLE = ("Magnesium or aluminum antacids may be effective phosphate binders in
     title="Magnesium or aluminium antacids as phosphate binders (not in renal insufficiency)",
     article=ARTICLE,
     evidence_level="Not graded in the article (\"may be effective\"; no reference cited)",
+    evidence_grade="Not graded",
+    exclusions=("Renal insufficiency: listed as not suggested, with why (the order rule R05 warns about such an order)",
+                "Hyperphosphatemia coded E83.39 alone, or a diagnosis a recent normal phosphate contradicts"),
     trigger=(
         "Calcinosis and hyperphosphatemia (latest phosphate high, or a hyperphosphatemia diagnosis other than E83.39 "
         "alone that no recent phosphate contradicts), and NO renal insufficiency (eGFR reported or calculated from a "
@@ -56,16 +59,19 @@ def antacid_phosphate_binder(facts, ctx):
             indicator="info",
             summary="Mg/Al antacids as phosphate binders: not suggested, renal insufficiency (risk of Mg/Al toxicity).",
             detail=("Magnesium or aluminium antacids are not suggested as phosphate binders because renal insufficiency "
-                    "is recorded: the article warns that they may cause magnesium or aluminium toxicity."),
+                    "is recorded: they may cause magnesium or aluminium toxicity."),
+            brief="renal insufficiency is recorded (risk of magnesium or aluminium toxicity).",
             evidence=evidence + [{"flag": "renal insufficiency", **item} for item in ri.evidence],
             group="treatment-options",
-            group_line="Magnesium/aluminium antacids as phosphate binders",
+            group_line="Mg/Al antacid as phosphate binder",
             withheld=True,
         )
-    detail = (f"The article: *\"{ARTICLE}\"* " + OPTION_NOT_STANDARD + "\n\nHyperphosphatemia:\n\n" + bullet_list(evidence) +
-              "\n\nAvoid if renal function is impaired. Aluminium-based binders accumulate even with mildly reduced "
-              "renal function: prefer short courses (a few days) " + OUTSIDE_ARTICLE +
-              " Combine with a phosphorus-restricted diet (R18). No product or dose is proposed: the article gives none.")
+    caveat = ("**Avoid in renal insufficiency** (magnesium or aluminium toxicity). Aluminium binders accumulate even "
+              "with mildly reduced renal function: short courses only, a few days " + OUTSIDE_ARTICLE + ".")
+    detail = ("Magnesium or aluminium antacids may be effective phosphate binders in hyperphosphatemia. " + OPTION_NOT_STANDARD +
+              "\n\n**Hyperphosphatemia:** " + inline_list(evidence) + ".\n\n" + caveat +
+              " Combine with a phosphorus-restricted diet. No product or dose is proposed: the article gives none.")
+    brief = "Avoid in renal insufficiency; aluminium only in short courses " + OUTSIDE_ARTICLE + "."
     known = renal_function_known_normal(facts)
     if known:
         return Recommendation(
@@ -74,7 +80,8 @@ def antacid_phosphate_binder(facts, ctx):
             detail=detail,
             evidence=evidence + [{"finding": "renal function normal", **item} for item in known.evidence],
             group="treatment-options",
-            group_line="Magnesium/aluminium antacids as phosphate binders (no renal insufficiency)",
+            group_line="Mg/Al antacid as phosphate binder",
+            brief=brief,
         )
     # A13: renal function unknown (no recent renal result, or a child's creatinine without a height): the option is
     # listed, but only after a renal function test.
@@ -82,8 +89,9 @@ def antacid_phosphate_binder(facts, ctx):
     notes = ["the laboratory results could not be obtained"] if labs_unknown else []
     why = "; ".join(notes + [part for item in known.evidence
                              for part in (item.get("note"), describe(item) if "analyte" in item else None) if part])
-    detail += (f"\n\n**Check renal function first:** renal function is not known to be normal ({why}). Do not start "
-               "a magnesium or aluminium antacid before a creatinine (eGFR) shows no renal insufficiency.")
+    detail += (f"\n\n**Check renal function first:** not known to be normal ({why}). No magnesium or aluminium "
+               "antacid before a creatinine shows no renal insufficiency.")
+    brief += " Renal function not known to be normal: check it first."
     evidence += [{"finding": "renal function unknown", **item} for item in known.evidence]
     suggestions = []
     # Not when R01 proposes the whole work-up (a creatinine included), nor when the results could not be obtained
@@ -101,5 +109,6 @@ def antacid_phosphate_binder(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         group="treatment-options",
-        group_line="Magnesium/aluminium antacids as phosphate binders: check renal function first",
+        group_line="Mg/Al antacid as phosphate binder",
+        brief=brief,
     )

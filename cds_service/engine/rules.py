@@ -34,7 +34,9 @@ class Suggestion:
     label: str
     actions: tuple[Action, ...] = ()
     is_recommended: bool | None = None
-    key: str | None = None  # stable identity within the card, for a deterministic suggestion uuid
+    # What the suggestion proposes, stable across calls ("referral-nephrology", "lab:2777-1"): one card never
+    # offers the same key twice, and with the rule id it is the suggestion's stable key in the card's extension.
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,13 @@ class Recommendation:
     needs_suggestions: bool = False
     # Said first, wherever the recommendation is shown: why the engine withheld its proposals (A16, A18; limits.py).
     notes: list[str] = field(default_factory=list)
+    # The one line this option adds to a grouped card, after its group_line: what matters for this patient, in a
+    # sentence (decision A20: a card that gathers options gives one line per option). Also the note of a withheld
+    # option. Without it, a grouped card shows the option's group_line alone.
+    brief: str | None = None
+    # What the rule found, in a few stable words ("nephrology", "critical-calcium", "order:magnesium oxide"): with
+    # the rule id it makes the card's stable key (decision A20), the same for the same finding on every call.
+    finding: str | None = None
     rule_id: str = ""  # filled in by the engine
 
 
@@ -77,11 +86,13 @@ class RuleSettings:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a rule may know besides the patient: the hook, the hook's context, the site's rule settings."""
+    """What a rule may know besides the patient: the hook, the hook's context, the site's rule settings, and where
+    the service's rule pages are (every card links to its rule's page: {rule_page_base}/rules/{rule id})."""
 
     hook: str
     hook_context: Mapping[str, Any]
     settings: RuleSettings = RuleSettings()
+    rule_page_base: str | None = None  # e.g. "https://cds.example.org"; None: cards carry no page link
 
     @property
     def selections(self) -> list[str]:
@@ -102,7 +113,7 @@ class Rule:
     title: str
     article: str  # the article's statement, quoted (or "derived safety rule: ..." for R08c, R23)
     references: tuple[int, ...]  # the article's reference numbers for the statement; () when none are cited
-    evidence_level: str  # e.g. "Case reports", "Open-label series (n=9)", "Animal data only"
+    evidence_level: str  # the full evidence, for the rule's page and the catalogue
     trigger: str  # the trigger in words, for the catalogue and for clinical review
     hooks: tuple[str, ...]
     evaluate: Evaluate
@@ -112,6 +123,14 @@ class Rule:
     # A17: False for the options of dystrophic calcinosis, which the engine does not run when the patient is in scope
     # through calciphylaxis alone.
     in_calciphylaxis_alone: bool = True
+    # The evidence level in a few words, as the card states it (A10, A20: "case reports"); evidence_level when None.
+    evidence_grade: str | None = None
+    exclusions: tuple[str, ...] = ()  # when the rule does not fire although its trigger holds, in words (rule page)
+    source: Source | None = None  # where the rule comes from, when not the article (R08c: VisualDx; R23: the overview)
+
+    @property
+    def card_evidence(self) -> str:
+        return self.evidence_grade or self.evidence_level
 
 
 CONFIRMED, PROVISIONAL = "confirmed", "provisional"
@@ -195,15 +214,18 @@ class Group:
 
 @dataclass(frozen=True)
 class Source:
-    """The source every card cites."""
+    """A source a card cites: the article for its rules, a rule's own source for one from outside it (A20)."""
 
     label: str
     url: str
-    citation: str  # the article's bibliographic citation, without reference numbers
+    citation: str  # the bibliographic citation, without reference numbers
+    numbered_references: bool = True  # the article cites its evidence by number; a rule's own source does not
 
     def cite(self, references: tuple[int, ...]) -> str:
         refs = ", ".join(str(r) for r in references)
-        return f"{self.citation}, refs [{refs}]" if refs else f"{self.citation} (no reference cited for this statement)"
+        if refs:
+            return f"{self.citation}, refs [{refs}]"
+        return f"{self.citation} (no reference cited for this statement)" if self.numbered_references else self.citation
 
 
 @dataclass(frozen=True)
@@ -227,8 +249,11 @@ class Knowledge:
             found = self._by_hook[hook] = tuple(r for r in self.rules.values() if hook in r.hooks)
         return found
 
+    def source_of(self, rule: Rule) -> Source:
+        return rule.source or self.source
+
     def citation(self, rule: Rule) -> str:
-        return self.source.cite(rule.references)
+        return self.source_of(rule).cite(rule.references)
 
 
 def rule(
@@ -244,6 +269,9 @@ def rule(
     suppresses: tuple[str, ...] = (),
     priority: int = 50,
     in_calciphylaxis_alone: bool = True,
+    evidence_grade: str | None = None,
+    exclusions: tuple[str, ...] = (),
+    source: Source | None = None,
 ) -> Callable[[Evaluate], Rule]:
     """Declare a recommendation; the decorated function decides whether it fires for a patient."""
     if not _RULE_ID.match(id):
@@ -254,7 +282,8 @@ def rule(
 
     def declare(evaluate: Evaluate) -> Rule:
         return Rule(id, title, article, tuple(references), evidence_level, trigger, tuple(hooks), evaluate,
-                    outside_article, tuple(suppresses), priority, in_calciphylaxis_alone)
+                    outside_article, tuple(suppresses), priority, in_calciphylaxis_alone, evidence_grade,
+                    tuple(exclusions), source)
 
     return declare
 

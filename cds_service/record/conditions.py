@@ -84,4 +84,9 @@ def condition_evidence(condition: ConditionFact, match: Match) -> dict:
     out = {"reference": condition.reference, **match.as_evidence()}
     if condition.text:
         out["text"] = condition.text
+    # A card names a condition with its date (decision A20): its onset, else when it was recorded.
+    if condition.onset is not None:
+        out["onset"] = condition.onset.isoformat()
+    elif condition.recorded is not None:
+        out["recorded"] = condition.recorded.isoformat()
     return out

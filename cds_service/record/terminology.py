@@ -47,6 +47,7 @@ class Match:
     code: str | None
     status: str  # verification status of the code, or "TEXT"
     matched: str  # the code or the words that matched
+    display: str | None = None  # the value set's display of a matched code: how a card names a concept without text
 
     def as_evidence(self) -> dict[str, Any]:
         out = {"valueSet": self.value_set, "matchedBy": self.by, "matched": self.matched}
@@ -54,6 +55,8 @@ class Match:
             out["system"] = self.system
         if self.by == "code":
             out["verification"] = self.status
+        if self.display:
+            out["display"] = self.display
         return out
 
 
@@ -102,7 +105,8 @@ class ValueSet:
                     break
         if entry is None:
             return None
-        return Match(self.name, "code", self._systems.get(key, key), code, entry.get("status", "UNVERIFIED"), code)
+        return Match(self.name, "code", self._systems.get(key, key), code, entry.get("status", "UNVERIFIED"), code,
+                     entry.get("display"))
 
     def match_text(self, text: str | None) -> str | None:
         if not text or self._word_pattern is None or not isinstance(text, str):

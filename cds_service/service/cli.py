@@ -39,6 +39,9 @@ class BadInput(ValueError):
     """Input the command cannot use: one line on stderr, exit code 2."""
 
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"  # `calcinosis-cds serve` with its default host and port
+
+
 def _parse_at(value: str | None) -> datetime:
     if not value:
         return datetime.now(timezone.utc)
@@ -91,6 +94,11 @@ def build_request(document: dict[str, Any], hook: str | None, at: datetime) -> t
     raise BadInput("FILE must be a CDS Hooks request, a FHIR Bundle of one patient, or a fixture scenario")
 
 
+def cli_rule_page_base() -> str:
+    """The cards' rule-page links without a request: CDS_PUBLIC_URL, else the address `serve` uses by default."""
+    return (os.environ.get("CDS_PUBLIC_URL") or "").strip().rstrip("/") or DEFAULT_PUBLIC_URL
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     from .logging_setup import configure_logging
     from .service_call import handle
@@ -100,7 +108,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     settings = Settings(auth="off", fhir_allow_http=True, log_format="text", log_level="WARNING")
     configure_logging(settings.log_format, settings.log_level)
     try:
-        result = handle(service, body, settings=settings, clock=fixed_clock(at), fetcher=None)
+        result = handle(service, body, settings=settings, clock=fixed_clock(at), fetcher=None,
+                        rule_page_base=cli_rule_page_base())
     except ServiceError as error:
         print(json.dumps({"status": error.status, "error": error.message, "details": error.details}, indent=2))
         return 1

@@ -96,7 +96,9 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis: the recommendations of "
             "Nunley, Calcinosis Cutis Treatment & Management (Medscape, 2020) that apply to this patient, with their "
-            "evidence: the underlying cause, referrals, diet, treatment options, and medication safety warnings."
+            "evidence: the underlying cause, referrals, diet, treatment options, and safety warnings on the record "
+            "(magnesium or aluminium antacids in renal insufficiency, bisphosphonates and phosphate, warfarin in "
+            "calciphylaxis, extravasation)."
         ),
         prefetch=record_prefetch(),
         required=REQUIRED_KEYS,
@@ -110,7 +112,8 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the selected draft orders: "
             "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
-            "low-dose warfarin for calcinosis, and intravenous calcium or phosphate (extravasation risk)."
+            "low-dose warfarin for calcinosis, warfarin in calciphylaxis, and intravenous calcium or phosphate "
+            "(extravasation risk)."
         ),
         prefetch=order_prefetch,
         required=REQUIRED_KEYS,
@@ -123,7 +126,8 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the orders being signed: "
             "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
-            "low-dose warfarin for calcinosis, and warfarin in calciphylaxis."
+            "low-dose warfarin for calcinosis, warfarin in calciphylaxis, and intravenous calcium or phosphate "
+            "(extravasation risk)."
         ),
         prefetch=order_prefetch,
         required=REQUIRED_KEYS,

@@ -100,6 +100,11 @@ def fhir_servers(claims: dict | None) -> tuple[str, ...] | None:
     return tuple(getattr(issuer, "fhir_servers", ()))
 
 
+def rule_page_base(settings: Settings) -> str:
+    """Where the rule pages the cards link to are: CDS_PUBLIC_URL behind a proxy, else this request's base URL."""
+    return (settings.public_url or request.url_root).rstrip("/")
+
+
 @hooks.get("/cds-services")
 def discovery():
     authenticate()
@@ -113,7 +118,7 @@ def service_call(service_id: str):
     body = read_json_body()
     current = state()
     result = handle(service, body, settings=current.settings, clock=current.clock, fetcher=current.fetcher,
-                    fhir_servers=fhir_servers(claims))
+                    fhir_servers=fhir_servers(claims), rule_page_base=rule_page_base(current.settings))
     current.issued.remember(result.evaluation.cards)
     g.hook_instance = result.request.hook_instance
     g.call_summary = result.summary

@@ -92,8 +92,11 @@ def handle(
     clock: Clock,
     fetcher: Fetcher | None = None,
     fhir_servers: tuple[str, ...] | None = None,
+    rule_page_base: str | None = None,
 ) -> CallResult:
-    """`fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
+    """Answer one service call. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
+    request's own base URL): every card links to its rule's page there (decision A20).
+    `fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
     knowledge = cards.knowledge()
     terms = knowledge.terminology
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
@@ -111,8 +114,9 @@ def handle(
         # rules that reason from absence must not read "not obtained" as "none on file".
         missing_keys=[key for key, result in record.keys.items() if result.error],
     )
-    ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings))
-    evaluation = evaluate(facts, ctx, knowledge, service_id=service.id)
+    ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings),
+                  rule_page_base=rule_page_base)
+    evaluation = evaluate(facts, ctx, knowledge)
 
     response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
     report: dict[str, Any] = {}
@@ -129,6 +133,8 @@ def handle(
     if report:
         response["extension"] = {"calcinosis-cds": report}
     # Ids and counts only; the HTTP layer logs them on the call's one `request` line (docs/security.md, Logs).
-    summary = {"rules": evaluation.fired, "cards": len(evaluation.cards), "skipped": len(skipped),
-               "missing": record.missing_optional}
+    # `rules` are the rules on the cards; `folded` those that fired with no card of their own (a withheld option
+    # noted on another card, a card whose suggestions another card already offers).
+    summary = {"rules": evaluation.on_cards, "folded": evaluation.folded, "cards": len(evaluation.cards),
+               "skipped": len(skipped), "missing": record.missing_optional}
     return CallResult(request=request, evaluation=evaluation, response=response, summary=summary)

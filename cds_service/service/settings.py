@@ -200,7 +200,7 @@ ENVIRONMENT_VARIABLES = {
     # name: (meaning, default) — rendered into the README's configuration table.
     "CDS_AUTH": ("JWT authentication of callers: off, optional or required", "required (make run: optional)"),
     "CDS_ISSUERS": ("JSON file of trusted issuers, or sandbox-development for the bundled sandbox keys", "none (make run: sandbox-development)"),
-    "CDS_PUBLIC_URL": ("external base URL, used for the JWT aud check behind a proxy", "taken from the request"),
+    "CDS_PUBLIC_URL": ("external base URL: the JWT aud check behind a proxy, and the cards' links to the rule pages", "taken from the request"),
     "CDS_CORS_ORIGINS": ("comma-separated allowed origins, or *", "*"),
     "CDS_JWT_LEEWAY_SECONDS": ("clock skew allowed on exp/iat/nbf", "30"),
     "CDS_JWKS_FETCH_TIMEOUT_SECONDS": ("timeout for fetching an issuer's jwks_uri", "3"),
