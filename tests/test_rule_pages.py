@@ -190,39 +190,21 @@ def test_the_verification_statuses_shown_are_explained(client):
     assert "must be checked in a SNOMED CT browser" in r05.visible  # R05's antacid names are UNVERIFIED codes
 
 
-VISUALDX = "https://www.visualdx.com/visualdx/diagnosis/calciphylaxis"
-
-
-@pytest.mark.parametrize("declaration", [
-    {"source": SimpleNamespace(label="VisualDx: Calciphylaxis", url=VISUALDX)},
-    {"source": {"label": "VisualDx: Calciphylaxis", "url": VISUALDX}},
-    {"source_label": "VisualDx: Calciphylaxis", "source_url": VISUALDX},
-])
-def test_exclusions_and_a_rules_own_source_are_shown_when_declared(monkeypatch, declaration):
-    # The Rule declaration is gaining `exclusions` and a per-rule source; the page shows them once they are there.
+def test_the_declared_exclusions_and_the_rules_own_source_are_shown(client):
     declared = KNOWLEDGE.rules["R08c"]
-    fields = {name: getattr(declared, name) for name in declared.__dataclass_fields__}
-    extended = SimpleNamespace(**{**fields, "exclusions": ("a patient on comfort care only",), **declaration})
-    knowledge = SimpleNamespace(**{name: getattr(KNOWLEDGE, name) for name in
-                                   ("version", "gate", "groups", "source", "terminology", "referral_codes")},
-                                rules={**KNOWLEDGE.rules, "R08c": extended}, citation=KNOWLEDGE.citation)
-    monkeypatch.setattr(pages_module.cards, "knowledge", lambda: knowledge)
-    rule_page.cache_clear()
-    try:
-        response, page = _get(make_app().test_client(), "/rules/R08c")
-        assert response.status_code == 200
-        external = {url for url in page.urls if not url.startswith(("/", "#"))}
-        assert external == {KNOWLEDGE.source.url, VISUALDX}
-        assert "a patient on comfort care only" in page.visible
-        assert "VisualDx: Calciphylaxis" in page.visible
-    finally:
-        rule_page.cache_clear()
+    assert declared.exclusions and declared.source is not None
+    response, page = _get(client, "/rules/R08c")
+    assert response.status_code == 200
+    external = {url for url in page.urls if not url.startswith(("/", "#"))}
+    assert external == {KNOWLEDGE.source.url, declared.source.url}
+    assert all(exclusion in page.visible for exclusion in declared.exclusions)
+    assert declared.source.label in page.visible
 
 
 def test_a_source_that_is_not_a_web_address_is_not_linked(monkeypatch):
     declared = KNOWLEDGE.rules["R08c"]
     fields = {name: getattr(declared, name) for name in declared.__dataclass_fields__}
-    extended = SimpleNamespace(**fields, source=SimpleNamespace(label="x", url="javascript:alert(1)"))
+    extended = SimpleNamespace(**{**fields, "source": SimpleNamespace(label="x", url="javascript:alert(1)")})
     assert pages_module._own_source(extended, KNOWLEDGE.source.url) is None
 
 

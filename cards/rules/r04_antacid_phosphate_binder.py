@@ -91,7 +91,7 @@ def antacid_phosphate_binder(facts, ctx):
                              for part in (item.get("note"), describe(item) if "analyte" in item else None) if part])
     detail += (f"\n\n**Check renal function first:** not known to be normal ({why}). No magnesium or aluminium "
                "antacid before a creatinine shows no renal insufficiency.")
-    brief += " Renal function not known to be normal: check it first."
+    brief += " Check renal function first: not known to be normal."
     evidence += [{"finding": "renal function unknown", **item} for item in known.evidence]
     suggestions = []
     # Not when R01 proposes the whole work-up (a creatinine included), nor when the results could not be obtained

@@ -152,11 +152,11 @@ def _detail(rule: Rule, recommendation: Recommendation, knowledge: Knowledge) ->
     return notes + recommendation.detail.strip() + "\n\n" + _evidence_line(rule, knowledge)
 
 
-def _option_line(rule: Rule, recommendation: Recommendation, knowledge: Knowledge) -> str:
+def _option_line(rule: Rule, recommendation: Recommendation, knowledge: Knowledge, said: frozenset[str] = frozenset()) -> str:
     """A grouped card's one line for one option: what it is, what matters for this patient, its evidence level in
-    italics (the group's intro says so)."""
+    italics (the group's intro says so). Notes in `said` are on the card once already."""
     heading = recommendation.group_line or rule.title
-    brief = "".join(f" {note}." for note in recommendation.notes)
+    brief = "".join(f" {note}." for note in recommendation.notes if note not in said)
     brief += f" {recommendation.brief.strip()}" if recommendation.brief else ""
     outside = "; outside the article" if rule.outside_article else ""
     return f"- **{heading}.**{brief} *{rule.card_evidence}{outside}.*"
@@ -210,8 +210,11 @@ def _drafts(fired: dict[str, list[Recommendation]], rules: dict[str, Rule], know
             key = stable_key(only)
         else:
             summary = group.summary.format(n=len(recommendations))
-            lines = "\n".join(_option_line(rules[r.rule_id], r, knowledge) for r in recommendations)
-            detail = f"{group.intro}\n\n{lines}"
+            # A note every option carries (A16: "in children, a decision for the paediatric specialist") is said once.
+            common = frozenset.intersection(*(frozenset(r.notes) for r in recommendations))
+            said = "".join(f"**Note:** {note}.\n\n" for note in sorted(common))
+            lines = "\n".join(_option_line(rules[r.rule_id], r, knowledge, common) for r in recommendations)
+            detail = f"{said}{group.intro}\n\n{lines}"
             topic = (group.topic, group.title)
             key = f"{name}:" + "+".join(stable_key(r) for r in recommendations)
         draft = _draft((2, group.priority, name), recommendations, summary, "info", detail, topic, key)
