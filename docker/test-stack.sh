@@ -3,7 +3,8 @@
 # ($WORK/e2e) and the helpers (log, die, docker_, client, free_port, retry).
 #
 #  1. compose: `docker compose` (v2) when the client has it, else docker-compose (v1; Debian's package is installed
-#     when neither is there); the file is checked by every Compose found (`config --quiet`);
+#     when neither is there); the file, and the development docker-compose.yml, are checked by every Compose found
+#     (`config --quiet`);
 #  2. build: the proxy and PostgreSQL images with a plain `docker build` (no BuildKit), on the same base;
 #  3. up: the stack as the file defines it, plus a test override (the proxy's HTTPS port with a self-signed
 #     certificate, one replica's own port for the slow-client control), on free ports of 127.0.0.1; all healthy;
@@ -109,7 +110,11 @@ EOF
         # shellcheck disable=SC2086
         $tool --project-name "$STACK_PROJECT" --env-file "$STACK_DIR/env" --file "$STACK_FILE" config --quiet \
             || die "$tool ($version) rejects $STACK_FILE"
-        log "compose: $tool ($version) accepts deploy/compose/docker-compose.yml"
+        # The development stack (README's one-liner) too.
+        # shellcheck disable=SC2086
+        $tool --project-name "$STACK_PROJECT-dev" --file "$ROOT/docker-compose.yml" config --quiet \
+            || die "$tool ($version) rejects the development stack, docker-compose.yml"
+        log "compose: $tool ($version) accepts deploy/compose/docker-compose.yml and the development docker-compose.yml"
     done
     log "compose: running the stack with ${COMPOSE[*]}"
 }
