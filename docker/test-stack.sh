@@ -190,8 +190,9 @@ check_migrations() {
     # the schema all work against the stack's PostgreSQL. Idempotent: the service may already have run them.
     out=$(docker_ exec "$cid" python -m cds_service.service.storage upgrade 2>&1) \
         || die "migrations failed against the stack's PostgreSQL: $out"
-    out=$(docker_ exec "$cid" python -m cds_service.service.storage current 2>&1) \
-        || die "the stack's database is not at the newest revision after the upgrade: $out"
+    # stdout alone is "REVISION (head HEAD)"; Alembic's INFO lines go to stderr.
+    out=$(docker_ exec "$cid" python -m cds_service.service.storage current 2>"$WORK/migrations.log") \
+        || die "the stack's database is not at the newest revision after the upgrade: $out $(tail -3 "$WORK/migrations.log")"
     log "migrations: the stack's PostgreSQL is at revision $out, upgraded from a replica with its CDS_DATABASE_URL"
 }
 
