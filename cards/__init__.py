@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cds_service.engine.authoring import Gate, Knowledge, Rule, Terminology, catalogue_order, load_terminology
 
+from .definitions.renal import DIALYSIS_PROCEDURE_DAYS
 from .groups import GROUPS
 from .limits import POLICY
 from .referrals import REFERRAL_CODES
@@ -76,5 +77,6 @@ def knowledge() -> Knowledge:
         source=ARTICLE,
         terminology=terminology(),
         referral_codes=REFERRAL_CODES,
+        procedure_window_days=DIALYSIS_PROCEDURE_DAYS,
         proposal_policy=POLICY,
     )

@@ -119,7 +119,7 @@ def test_the_effective_date_is_read_as_the_labs_read_it():
     assert observation_effective({"effectiveDateTime": "garbage"}) is None
 
 
-def test_same_cards_for_every_scenario_with_the_filter(client):
+def test_same_cards_for_every_scenario_with_the_filters(client):
     from cds_service.service import service_call
     from tests.conftest import load_scenario, scenario_names, scenario_request, without_uuids
 
@@ -127,8 +127,9 @@ def test_same_cards_for_every_scenario_with_the_filter(client):
     for name in scenario_names():
         service_id, body = scenario_request(load_scenario(name))
         filtered = client.post(f"/cds-services/{service_id}", json=body).get_json()
-        service_call.select_and_validate = lambda resources, patient_id, terms, now=None: original(
-            resources, patient_id, terms)
+        # Neither the lab windows nor the Procedure window (both left-outs that no rule could read) applied.
+        service_call.select_and_validate = lambda resources, patient_id, terms, now=None, procedures_since=None: (
+            original(resources, patient_id, terms))
         try:
             unfiltered = client.post(f"/cds-services/{service_id}", json=body).get_json()
         finally:
@@ -167,3 +168,29 @@ def test_the_record_holds_only_the_observations_whose_codes_a_rule_reads():
     # and the selection from either record is the same
     picked = lambda rec: [r["id"] for r in select_and_validate(rec.resources, PATIENT, terms, now=NOW).lab_observations]
     assert picked(record) == picked(everything) == ["p", "oid"]
+
+
+def test_procedures_no_rule_could_count_are_left_out_before_validation():
+    """A dialysis patient has hundreds of past sessions; only the recent ones (or one in progress) can count (A14)."""
+    from datetime import timedelta
+
+    from cards import terminology
+    from cds_service.record.selection import select_and_validate
+
+    def procedure(pid, status, **when):
+        return {"resourceType": "Procedure", "id": pid, "status": status, "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "302497006"}]}, **when}
+
+    since = NOW - timedelta(days=90)
+    resources = [
+        procedure("recent", "completed", performedDateTime=(NOW - timedelta(days=3)).isoformat()),
+        procedure("old", "completed", performedDateTime=(NOW - timedelta(days=200)).isoformat()),
+        procedure("old-period", "completed", performedPeriod={"start": (NOW - timedelta(days=120)).isoformat(),
+                                                               "end": (NOW - timedelta(days=119)).isoformat()}),
+        procedure("undated", "completed"),
+        procedure("ongoing", "in-progress", performedPeriod={"start": (NOW - timedelta(days=400)).isoformat()}),
+    ]
+    selected = select_and_validate(resources, "p1", terminology(), now=NOW, procedures_since=since)
+    assert [p["id"] for p in selected.of("Procedure")] == ["recent", "ongoing"]
+    everything = select_and_validate(resources, "p1", terminology(), now=NOW)
+    assert len(everything.of("Procedure")) == 5

@@ -240,6 +240,9 @@ class Knowledge:
     source: Source
     terminology: Terminology
     referral_codes: tuple[str, ...]  # SNOMED CT codes of the referrals the rules propose (prefetched, never twice)
+    # How recent a Procedure must be (unless in progress) for any rule to read it (dialysis, A14); older ones are left
+    # out before validation, which a dialysis patient's hundreds of sessions would otherwise cost.
+    procedure_window_days: int | None = None
     proposal_policy: ProposalPolicy | None = None  # None: no proposal is ever withheld by the engine
     _by_hook: dict[str, tuple[Rule, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 

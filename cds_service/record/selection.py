@@ -31,6 +31,7 @@ from .codes import component_loinc_codes, loinc_codes
 from .fhir_values import resource_label
 from .labs import lab_windows, observation_effective
 from .medications import is_active
+from .procedures import procedure_performed
 from .terminology import Terminology
 from .validation import RELEVANT_TYPES, validate
 
@@ -100,11 +101,21 @@ def _value_set_concepts(resource: dict) -> list:
     return [resource.get(name) for name in _READ_BY_VALUE_SET[resource["resourceType"]] if resource.get(name)]
 
 
+def _done_before(procedure: dict, since: datetime) -> bool:
+    """A Procedure no rule can count: not in progress, and done before `since` or at no known time."""
+    if procedure.get("status") == "in-progress":
+        return False
+    performed = procedure_performed(procedure)
+    return performed is None or performed < since
+
+
 def select_and_validate(
-    resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None
+    resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None,
+    procedures_since: datetime | None = None,
 ) -> SelectedResources:
     """The resources the rules read, validated. With `now` (the evaluation time), lab Observations outside their
-    look-back window are left out before validation (see the module's docstring)."""
+    look-back window are left out before validation (see the module's docstring); with `procedures_since`, so are
+    Procedures that are not in progress and were done before it, or carry no date (no rule could count them)."""
     selected = SelectedResources()
     windows = lab_windows(terms, now) if now is not None else None
     read = terms.read_loinc_codes
@@ -126,6 +137,8 @@ def select_and_validate(
         elif resource_type in _READ_BY_VALUE_SET and not any(
             terms.candidate_value_sets(concept) for concept in _value_set_concepts(resource)
         ):
+            continue
+        elif resource_type == "Procedure" and procedures_since is not None and _done_before(resource, procedures_since):
             continue
         elif resource_type in ("MedicationRequest", "MedicationStatement") and not is_active(resource):
             continue  # the facts read active medications only (A5); drafts come from draftOrders, not from here

@@ -7,6 +7,7 @@ request body -> HookRequest (protocol) -> patient record (prefetch, fetching wha
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -103,7 +104,9 @@ def handle(
     request, fetcher = fetch_access(request, fetcher, settings.fhir_servers if fhir_servers is None else fhir_servers)
     record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
     now = clock()
-    selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
+    procedures_since = (now - timedelta(days=knowledge.procedure_window_days)
+                        if knowledge.procedure_window_days is not None else None)
+    selected = select_and_validate(record.resources, request.patient_id, terms, now=now, procedures_since=procedures_since)
     facts = build_facts(
         selected,
         patient_id=request.patient_id,
