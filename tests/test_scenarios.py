@@ -1,13 +1,15 @@
 """Every fixture scenario, through the HTTP API, at two evaluation times: the rules it names fire, or stay silent;
 and every card they produce is one a clinician reads in seconds (decision A20)."""
 
+import functools
+import html
 import re
 
 import pytest
 
-from cards import terminology
+from cards import knowledge, terminology
 
-from .conftest import NOW, OTHER_NOW, evaluate_scenario, fired_rules, load_scenario, resource_types, scenario_names
+from .conftest import NOW, make_app, OTHER_NOW, evaluate_scenario, fired_rules, load_scenario, resource_types, scenario_names
 
 
 @pytest.mark.parametrize("now", [NOW, OTHER_NOW], ids=["now", "other-now"])
@@ -61,6 +63,17 @@ def test_every_card_reads_in_seconds(card):
     for rule_id in rules:
         link = links[f"http://localhost/rules/{rule_id}"]  # the test client's base URL
         assert link["type"] == "absolute" and link["label"]
+        assert rule_page(link["url"].removeprefix("http://localhost"), rule_id)
+
+
+@functools.lru_cache(maxsize=None)
+def rule_page(path: str, rule_id: str) -> bool:
+    """The page a card links to answers 200 with HTML that names the rule (asked once per page)."""
+    page = make_app().test_client().get(path)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html", (path, page.status_code)
+    assert rule_id in text and knowledge().rules[rule_id].title in html.unescape(text), path
+    return True
 
 
 def test_the_forbidden_patterns_catch_what_they_name():
