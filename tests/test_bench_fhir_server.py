@@ -76,7 +76,7 @@ def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_pref
     from bench.data import SERVICE_ID, benchmark_patients
     from cds_service.fhir_client import FhirClient
 
-    patient = benchmark_patients(("typical",), now=NOW, source="generated")["typical"]
+    patient = benchmark_patients(("typical",), now=NOW)["typical"]
     prefetched = make_app(NOW).test_client().post(f"/cds-services/{SERVICE_ID}", json=patient.request())
     assert prefetched.status_code == 200
     with FhirServer(patient.resources, delay_seconds=0) as server:
