@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             results["fetch"].append(measure_fetch(bench, patients["typical"], pages))
     results["machine"]["loadavg_end"] = os.getloadavg()[0]
     results["elapsed_s"] = round(time.monotonic() - started, 1)
-    results["tokens_minted"] = issuer.minted
+    results["tokens_minted"], results["token_reruns"] = issuer.minted, bench.reruns
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     text = report.markdown(results)
@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = report.errors(results)
     missed = report.missed(results)
     if failed:
-        print(f"bench: {failed} requests failed", file=sys.stderr)
+        print(f"bench: {failed} requests to the service failed", file=sys.stderr)
+    if floor_failed := report.floor_errors(results):
+        print(f"bench: warning: {floor_failed} requests to the floor or service-noauth failed: the machine was "
+              "overloaded, and the figures are suspect", file=sys.stderr)
     if missed:
         print("bench: targets missed: " + "; ".join(missed), file=sys.stderr)
     return 1 if failed or missed else 0

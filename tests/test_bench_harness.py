@@ -126,7 +126,8 @@ def test_the_report_judges_each_target_and_a_miss_fails_the_run():
     missed = report.missed(_results(1.25, 1.29, 359.0))
     assert missed == ["p50 service/baseline <= 1.2 (typical, c=1)"]
     assert len(report.missed(_results(1.0, 1.31, 361.0))) == 2
-    assert report.missed(_results(1.0, 1.0, 300.0, errors=3)) == ["zero errors at saturation (c=8)"]
+    assert report.missed(_results(1.0, 1.0, 300.0, errors=3)) == ["zero errors at saturation (c=8, the service)"]
+    assert report.errors(_results(1.0, 1.0, 300.0, errors=3)) == 6 and report.floor_errors(_results(1, 1, 300)) == 0
     assert report.missed(_results(3.0, 3.0, 900.0, smoke=True)) == [], "a smoke run shows the targets, not judges"
     assert report.token_check_ms(_results(1.5, 1.0, 300.0)["sizes"][0]) == pytest.approx(1.0)
 

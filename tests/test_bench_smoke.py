@@ -56,7 +56,7 @@ def test_bench_smoke_run_measures_every_part_without_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_token_pool_that_runs_out_shows_as_errors(tmp_path):
+def test_a_token_pool_that_runs_out_shows_as_errors_and_the_benchmark_runs_again(tmp_path):
     """The service refuses a replayed token: a pool sized too small cannot pass unnoticed."""
     from bench.data import benchmark_patients
     from bench.loadgen import LoadGeneratorMissing, ensure_wrk, run_wrk
@@ -77,6 +77,11 @@ def test_a_token_pool_that_runs_out_shows_as_errors(tmp_path):
         url = service.url + SERVICE_PATH
         result = run_wrk(wrk, url, body, connections=1, seconds=1,
                          tokens=lambda threads, stem: issuer.write_pools(url, 3, threads, stem))
+        # The benchmark's own runs: a pool sized for a pace far below the real one runs out, and the run is made
+        # again with a pool sized from the pace it saw.
+        bench.rates[("small", 1)] = 0.001
+        again = bench.load("small", service, body, connections=1, seconds=1)
     assert result.requests > 3 and result.wrapped == result.sent - 3
     # The three tokens passed; every call that completed after them carried a replayed token and was refused.
     assert result.errors == result.error_detail["status"] == result.requests - 3
+    assert bench.reruns == 1 and again.wrapped == 0 and again.errors == 0 and again.requests > 51
