@@ -4,7 +4,8 @@ It serves one patient's resources: `Patient/<id>` reads, and `<Type>?patient=...
 the search parameters the service's templates use applied as a FHIR server applies them (the service sends no query
 that asks for everything: its templates name the LOINC codes, dialysis and referral codes, and statuses it reads):
 `code` and `status` as token searches (a comma is OR; `system|code`, `code` or `|code`), `_sort=-date` (newest first)
-and `_count` (a page, with a `next` link to the rest). Other parameters are ignored. `Medication?_id=`
+and `_count` (a page, with a `next` link to the rest; capped per resource type by `page_caps` when given, as many
+servers cap a page whatever the client asks). Other parameters are ignored. `Medication?_id=`
 searches return the Medications asked for; `_include=MedicationRequest:medication` (and MedicationStatement) adds the
 Medications the matches reference, as search.mode "include" entries. A threaded HTTP/1.1 server with keep-alive, so
 that the service's parallel fetches are answered in parallel, like a real FHIR server; each answer leaves in one
@@ -63,8 +64,10 @@ def search(resources: list[dict], params: dict[str, list[str]]) -> list[dict]:
 
 
 class FhirServer:
-    def __init__(self, resources: list[dict], delay_seconds: float, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, resources: list[dict], delay_seconds: float, host: str = "127.0.0.1", port: int = 0,
+                 page_caps: dict[str, int] | None = None):
         self.delay = delay_seconds
+        self.page_caps = dict(page_caps or {})
         self.by_type: dict[str, list[dict]] = {}
         for resource in resources:
             self.by_type.setdefault(resource["resourceType"], []).append(resource)
@@ -124,6 +127,7 @@ class FhirServer:
             found = search(self.by_type.get(segments[0], []), params)
             offset = int(params.get("_offset", ["0"])[0])
             count = int(params["_count"][0]) if "_count" in params else len(found)
+            count = min(count, self.page_caps.get(segments[0], count))
             page = found[offset:offset + count]
             entries = [{"resource": r, "search": {"mode": "match"}} for r in page]
             if f"{segments[0]}:medication" in params.get("_include", []):

@@ -1,9 +1,12 @@
 """Start the service and the baseline exactly as the production image does: gunicorn with the image's config file
 (docker/gunicorn.conf.py) and the image's environment (the ENV of the Dockerfile), bound to 127.0.0.1 only.
 
-Differences from production, all stated in the report: CDS_AUTH=off (no JWT to sign and verify on each call; the
-benchmark measures the clinical pipeline, not ES384 signature checks), CDS_FHIR_ALLOW_HTTP=true (the fake FHIR server
-of the fetch path is plain http on loopback, and named in CDS_FHIR_SERVERS), and the bind address. Logs go to a file in the results folder.
+The service runs as the image runs it, CDS_AUTH=required, with a trust file (CDS_ISSUERS) that trusts the key the
+benchmark generates (bench/tokens.py) and CDS_PUBLIC_URL set to its own address, as a deployment sets it: every call
+carries a fresh ES384-signed token that the service verifies, replay check included. A second instance with
+CDS_AUTH=off gives the token check's own share. Differences from production, all stated in the report:
+CDS_FHIR_ALLOW_HTTP=true (the fake FHIR server of the fetch path is plain http on loopback) and the bind address.
+Logs go to a file in the results folder.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ IMAGE_DEFAULTS = {
     "CDS_LOG_FORMAT": "json",
     "CDS_LOG_LEVEL": "INFO",
 }
-BENCH_OVERRIDES = {"CDS_AUTH": "off", "CDS_FHIR_ALLOW_HTTP": "true"}
+BENCH_OVERRIDES = {"CDS_FHIR_ALLOW_HTTP": "true"}
 SERVICE_APP = "cds_service:create_app()"
 BASELINE_APP = "bench.baseline:create_app()"
 BASELINE_ORJSON_APP = "bench.baseline:create_app('orjson')"
@@ -82,6 +85,7 @@ class Server:
     app: str
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    public_url: bool = False  # CDS_PUBLIC_URL = this server's own address (the JWT aud), as a deployment sets it
     port: int = 0
     process: subprocess.Popen | None = None
 
@@ -96,16 +100,25 @@ class Server:
         env.update(self.extra_env)
         env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "PYTHONUNBUFFERED": "1"})
+        if self.public_url:
+            env["CDS_PUBLIC_URL"] = self.url
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         return env
 
     def start(self, timeout: float = 60.0) -> "Server":
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> "Server":
+        """Start gunicorn without waiting for it (several servers start side by side: see start_all)."""
         self.port = self.port or free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(gunicorn_command(self.app, self.port), cwd=ROOT, env=self.environment(),
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "Server":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -169,3 +182,16 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_all(servers: list[Server], timeout: float = 90.0) -> None:
+    """Start the servers side by side and wait until each answers; on any failure, stop them all."""
+    try:
+        for server in servers:
+            server.spawn()
+        for server in servers:
+            server.wait_ready(timeout)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise

@@ -60,11 +60,23 @@ def test_count_pages_with_an_absolute_next_link_on_the_server():
     assert pages == [["heart-rate", "calcium-new"], ["other-system", "no-system"], ["calcium-old"]]
 
 
+def test_a_page_cap_splits_one_type_whatever_count_the_client_asks():
+    with FhirServer(RECORD, delay_seconds=0, page_caps={"Observation": 2}) as server:
+        url = f"{server.url}/Observation?patient=p1&_count=500"
+        sizes = []
+        while url:
+            with urlopen(url, timeout=5) as answer:
+                bundle = json.load(answer)
+            sizes.append(len(bundle["entry"]))
+            url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+    assert sizes == [2, 2, 1]
+
+
 def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_prefetch():
     from bench.data import SERVICE_ID, benchmark_patients
     from cds_service.service.fhir_client import FhirClient
 
-    patient = benchmark_patients(("typical",), now=NOW, source="generated")["typical"]
+    patient = benchmark_patients(("typical",), now=NOW)["typical"]
     prefetched = make_app(NOW).test_client().post(f"/cds-services/{SERVICE_ID}", json=patient.request())
     assert prefetched.status_code == 200
     with FhirServer(patient.resources, delay_seconds=0) as server:
