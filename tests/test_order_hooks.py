@@ -549,7 +549,10 @@ def test_the_same_data_gives_the_same_cards_whatever_the_hook_instance(hook, rec
     again = copy.deepcopy(body)
     again["hookInstance"] = str(uuid.uuid4())
     assert again["hookInstance"] != body["hookInstance"]
-    assert call(hook, again) == first
+    strip = lambda response: [  # noqa: E731  (uuids are new in every response: decision A20)
+        {**card, "uuid": None, "suggestions": [{**s, "uuid": None} for s in card.get("suggestions", [])]}
+        for card in response["cards"]]
+    assert strip(call(hook, again)) == strip(first)
 
 
 # ---------- orders.py units ----------

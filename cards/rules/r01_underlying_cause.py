@@ -9,6 +9,7 @@ names none). Nothing is ordered unless the clinician accepts it.
 
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, lab_order, rule
 
+from ..findings import cause_findings
 from ..definitions import gate_conditions, hypercalcemia, hyperphosphatemia, is_child, lab_high, renal_insufficiency
 from ..wording import bullet_list
 
@@ -100,4 +101,5 @@ def underlying_cause(facts, ctx):
         evidence=evidence or [{"missingWorkup": ", ".join(WORKUP_ANALYTES)}],
         suggestions=suggestions,
         selection_behavior="any",
+        findings=cause_findings(found),
     )

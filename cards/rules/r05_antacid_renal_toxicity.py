@@ -12,6 +12,7 @@ not make an aluminium-only antacid critical. R05 takes precedence over R04 (whic
 
 from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
 
+from ..findings import judged_orders
 from ..definitions import dialysis, lab_high, renal_insufficiency, severe_renal_insufficiency
 from ..referrals import referral_unless_recent
 from ..wording import bullet_list, describe, medication_line
@@ -166,5 +167,6 @@ def antacid_in_renal_insufficiency(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
+        orders=judged_orders(meds.values()),
     )
 

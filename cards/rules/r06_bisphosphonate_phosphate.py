@@ -12,6 +12,7 @@ the draft, when the latest phosphate (90 days) is already high (age-adjusted: th
 
 from cds_service.engine.authoring import Recommendation, delete_suggestion, drafts_in, lab_suggestion, rule
 
+from ..findings import judged_orders
 from ..definitions import lab_high
 from ..wording import bullet_list, medication_line
 
@@ -90,4 +91,5 @@ def bisphosphonate_phosphate(facts, ctx):
         evidence=evidence,
         suggestions=suggestions,
         selection_behavior="any",
+        orders=judged_orders(drafts),
     )

@@ -16,6 +16,7 @@ The daily dose is the first dosage instruction's dose x frequency / period; tabl
 
 from cds_service.engine.authoring import Recommendation, daily_dose_mg, delete_suggestion, drafts_in, product_strength_mg, rule
 
+from ..findings import judged_orders
 from ..definitions import GATE_VALUE_SETS
 from ..wording import medication_line
 
@@ -116,6 +117,7 @@ def low_dose_warfarin(facts, ctx):
                     evidence=evidence,
                     suggestions=[removal] if removal else [],
                     override_reasons=OVERRIDE_REASONS,
+                    orders=judged_orders([fact]),
                 )
             )
         else:
@@ -135,6 +137,7 @@ def low_dose_warfarin(facts, ctx):
                         "reason to the order avoids it.",
                     ]),
                     evidence=evidence,
+                    orders=judged_orders([fact]),
                 )
             )
     return recommendations

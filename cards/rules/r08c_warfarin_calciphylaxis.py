@@ -13,6 +13,7 @@ import re
 
 from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, rule
 
+from ..findings import judged_orders
 from ..definitions import calciphylaxis
 from ..referrals import referral_unless_recent
 from ..wording import bullet_list, medication_line
@@ -112,4 +113,5 @@ def warfarin_in_calciphylaxis(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
+        orders=judged_orders(warfarin),
     )

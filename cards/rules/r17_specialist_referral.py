@@ -12,6 +12,7 @@ offers them (e.g. R11's nephrology referral in calciphylaxis) it is not shown.
 from cds_service.engine.authoring import Recommendation, condition_references, rule
 
 from ..definitions import calciphylaxis, dialysis, hyperphosphatemia, renal_insufficiency
+from ..findings import specialty_findings
 from ..referrals import REFERRALS, already_referred, referral
 from ..wording import bullet_list
 
@@ -77,4 +78,5 @@ def specialist_referral(facts, ctx):
         suggestions=suggestions,
         selection_behavior="at-most-one",  # clinical specification §3.15: one specialty at a time
         needs_suggestions=True,
+        findings=specialty_findings(facts, suggestions),
     )

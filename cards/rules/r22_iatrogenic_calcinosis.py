@@ -14,6 +14,7 @@ The extravasation protocol is institution-specific: the card says so and links t
 
 from cds_service.engine.authoring import Recommendation, drafts_in, is_intravenous, rule
 
+from ..findings import judged_orders
 from ..definitions import calcinosis, calcium_phosphate_product, renal_insufficiency
 from ..wording import bullet_list, medication_line
 
@@ -68,6 +69,7 @@ def _ordered(facts, ctx):
         summary=f"IV {'/'.join(salts)} ordered: ensure secure IV access; extravasation can cause iatrogenic calcinosis cutis.",
         detail="\n\n".join(lines),
         evidence=evidence,
+        orders=judged_orders(orders),
     )
 
 

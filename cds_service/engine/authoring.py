@@ -20,6 +20,7 @@ from .proposals import diet_order, lab_order, medication_proposal, referral, ref
 from .rules import (
     Action,
     Context,
+    FindingKey,
     Gate,
     Group,
     Knowledge,
@@ -37,7 +38,7 @@ from .rules import (
 __all__ = [
     # declaring rules and what they return
     "rule", "gate", "definition", "Rule", "Gate", "Recommendation", "Suggestion", "Action", "Link", "Context",
-    "RuleSettings",
+    "RuleSettings", "FindingKey",
     # assembling the knowledge
     "Knowledge", "Group", "Source", "Terminology", "load_terminology", "catalogue_order",
     # the patient's facts

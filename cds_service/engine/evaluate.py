@@ -9,13 +9,13 @@
   card in display order (warnings first), and the later card says where it is. A card that exists only for its
   suggestions (R17's referrals) is dropped when all of them are already offered above.
 - A rule that raises is reported in the response's extension and logged by id; the other cards still go out.
+- A screen the caller passes (screening.py) may hold back what a clinician already saw or dismissed (A21, A22).
 
 Cards are assembled as drafts, then made into typed Cards (card_model.py) once everything about them is known.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from typing import Any, Iterable
 from cds_service.record.facts import PatientFacts
 from cds_service.record.json_text import canonical_json
 
+from . import screening
 from .card_model import Card, CardAction, CardLink, CardSource, CardSuggestion, Coding
 from .rules import Context, Knowledge, Recommendation, Rule, Suggestion
 
@@ -32,7 +33,6 @@ log = logging.getLogger("cds_service.engine")
 TOPIC_SYSTEM = "urn:calcinosis-cds:topic"
 OVERRIDE_SYSTEM = "urn:calcinosis-cds:override-reason"
 EXTENSION_KEY = "calcinosis-cds"
-_NAMESPACE = uuid.UUID("5b0f3f44-5d0e-4c53-9a5c-4f1b3a7d2c11")
 _INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
@@ -49,6 +49,9 @@ class Evaluation:
     fired: list[str]
     gate: bool
     failed_rules: list[str] = field(default_factory=list)
+    # A21/A22: cards held back by the screen (not for the EHR), and what to record of every card, by card uuid.
+    held_back: list[Card] = field(default_factory=list)
+    keys: dict[str, screening.CardKeys] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,12 +79,16 @@ def _as_list(result: Recommendation | Iterable[Recommendation] | None) -> list[R
     return list(result)
 
 
-def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service_id: str) -> Evaluation:
+def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service_id: str,
+             screen: screening.Screen | None = None, switched_off: frozenset[str] = frozenset()) -> Evaluation:
+    """`switched_off`: rules a site does not run (as if not declared). `screen`: what to hold back (A21, A22)."""
     passed = knowledge.gate.evaluate(facts)
     if not passed:
         return Evaluation(cards=[], fired=[], gate=False)
 
     rules = knowledge.rules_for_hook(ctx.hook)
+    if switched_off:
+        rules = tuple(r for r in rules if r.id not in switched_off)
     fired: dict[str, list[Recommendation]] = {}
     failed: list[str] = []
     for rule in rules:
@@ -106,20 +113,27 @@ def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *, service
     for rule_id in suppressed:
         fired.pop(rule_id, None)
 
+    fired, held, reasons = screening.screen_recommendations(fired, screen)
     gate_evidence = [{"rule": knowledge.gate.id, **item} for item in passed.evidence]
     drafts = _drafts(fired, by_id, knowledge, facts.patient_id, service_id)
     _without_repeated_suggestions(drafts)
-    cards = [_card(d, knowledge, gate_evidence) for d in drafts if not (d.needs_suggestions and not d.suggestions)]
+    drafts = [d for d in drafts if not (d.needs_suggestions and not d.suggestions)]
+    cards = [_card(d, knowledge, gate_evidence) for d in drafts]
     really_fired = [rule_id for rule_id, recs in fired.items() if any(not r.withheld for r in recs)]
-    return Evaluation(cards=cards, fired=really_fired, gate=True, failed_rules=failed)
+    evaluation = Evaluation(cards=cards, fired=really_fired, gate=True, failed_rules=failed)
+    evaluation.keys = {c.uuid: screening.card_keys(d.recommendations) for c, d in zip(cards, drafts)}
+    for draft in _drafts(held, by_id, knowledge, facts.patient_id, service_id) if held else []:
+        card = _card(draft, knowledge, gate_evidence)
+        evaluation.held_back.append(card)
+        reason = next(reasons[id(r)] for r in draft.recommendations if id(r) in reasons)
+        evaluation.keys[card.uuid] = screening.card_keys(draft.recommendations, reason)
+    return evaluation
 
 
 def _identity(service_id: str, patient_id: str, key: str, recommendations: list[Recommendation]) -> uuid.UUID:
-    # Same data -> same uuid; different evidence (a new lab value) -> a new card uuid.
-    digest = hashlib.sha256(
-        canonical_json([(r.rule_id, r.summary, r.evidence) for r in recommendations])
-    ).hexdigest()[:16]
-    return uuid.uuid5(_NAMESPACE, f"{service_id}|{patient_id}|{key}|{digest}")
+    # New in every response (decision A20): feedback names the card a clinician saw in one response, and each
+    # response's cards are recorded apart; the suggestions' uuids derive from it, so they are new too.
+    return uuid.uuid4()
 
 
 def _detail(rule: Rule, recommendation: Recommendation, knowledge: Knowledge) -> str:
@@ -272,6 +286,7 @@ def _card(draft: _Draft, knowledge: Knowledge, gate_evidence: list[dict]) -> Car
         "rules": [r.rule_id for r in recommendations],
         "evidence": gate_evidence + evidence,
         "provenance": dict(knowledge.terminology.versions),
+        "knowledgeVersion": knowledge.version,
     }
     if draft.withheld:
         extension["withheld"] = draft.withheld

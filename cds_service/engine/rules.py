@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from cds_service.record.facts import Finding, PatientFacts
+from cds_service.record.medications import MedicationFact
 from cds_service.record.terminology import Terminology
 
 HOOKS = ("patient-view", "order-select", "order-sign")
@@ -43,6 +44,18 @@ class Link:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class FindingKey:
+    """What a recommendation fired on, as remembered for a clinician's dismissal (decision A22) and for not repeating
+    an order card (A21): a key telling findings of one rule apart (R17: the specialty) and a rank ordering them
+    (higher is worse: a worse finding than the one dismissed shows again). `suggestion` names the suggestion (by its
+    key) that acts on this finding alone, so that a card can keep its other findings when this one is dismissed."""
+
+    key: str = ""
+    rank: int = 0
+    suggestion: str | None = None
+
+
 @dataclass(slots=True)
 class Recommendation:
     """What a rule says when it fires: one card's worth of content, before grouping (decision A12)."""
@@ -64,6 +77,10 @@ class Recommendation:
     # offered on an earlier card (A12: no two cards saying the same thing).
     needs_suggestions: bool = False
     rule_id: str = ""  # filled in by the engine
+    # A21/A22: what this recommendation found (none: one finding of the rule, key "" and rank 0), and the draft
+    # orders it judges (the engine keys them by product, dose and route).
+    findings: tuple[FindingKey, ...] = ()
+    orders: tuple[MedicationFact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
