@@ -89,6 +89,8 @@ class IssuedCard(Base):
     patient_hash: Mapped[str] = mapped_column(String(HASH))
     fhir_server_hash: Mapped[str] = mapped_column(String(HASH))
     silent: Mapped[bool] = mapped_column(Boolean)
+    held_back: Mapped[str | None] = mapped_column(String(16))
+    """Why a silent card was not shown: silent-mode (the site's), dismissed (A22) or repeat (A21); None: shown."""
     draft_order_key: Mapped[str | None] = mapped_column(String(200))
     """Order hooks: the draft order's product, dose and route as one key (A21); None on patient-view."""
     suggestion_uuids: Mapped[list[str]] = mapped_column(JSON)

@@ -105,6 +105,7 @@ class Store:
                         patient_hash=c.patient_hash,
                         fhir_server_hash=c.fhir_server_hash,
                         silent=c.silent,
+                        held_back=c.held_back or ("silent-mode" if c.silent else None),
                         draft_order_key=c.draft_order_key,
                         suggestion_uuids=list(c.suggestion_uuids),
                     )
