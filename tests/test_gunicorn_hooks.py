@@ -27,13 +27,14 @@ def test_the_image_config_and_the_cli_both_use_the_hook(monkeypatch):
     assert frozen == [True]
 
 
-def test_calcinosis_cds_serve_sets_the_hook(monkeypatch):
+def test_calcinosis_cds_serve_sets_the_hook(monkeypatch, tmp_path):
     from argparse import Namespace
 
     from gunicorn.app.base import BaseApplication
 
     seen = {}
     monkeypatch.setenv("CDS_AUTH", "off")
+    monkeypatch.setenv("CDS_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(BaseApplication, "run", lambda self: seen.update(pre_fork=self.cfg.pre_fork))
     assert cli.serve_command(Namespace(host="127.0.0.1", port=0, workers=1, threads=1)) == 0
     assert seen["pre_fork"] is pre_fork

@@ -133,7 +133,10 @@ def test_same_cards_for_every_scenario_with_the_filter(client):
             unfiltered = client.post(f"/cds-services/{service_id}", json=body).get_json()
         finally:
             service_call.select_and_validate = original
-        strip = lambda response: [{k: v for k, v in card.items() if k != "uuid"} for card in response["cards"]]
+        strip = lambda response: [  # uuids are new in every response (decision A20)
+            {**{k: v for k, v in card.items() if k != "uuid"},
+             "suggestions": [{**s, "uuid": None} for s in card.get("suggestions", [])]}
+            for card in response["cards"]]
         assert strip(filtered) == strip(unfiltered), name
 
 

@@ -1,45 +1,19 @@
-"""The feedback endpoint (CDS Hooks 2.0 §Feedback): validate, then log outcomes by card uuid and rule id.
+"""The feedback endpoint (CDS Hooks 2.0 §Feedback): validate, then store (records.py) and log each entry.
 
-Feedback carries no patient data, and none is logged: the card's uuid, the outcome, the accepted suggestion uuids and
-the override reason's code. The rule ids come from the card uuids this process has issued recently, when it still
-knows them (a bounded memory: feedback for older cards is logged by uuid only).
+Feedback carries no patient data, and none is logged: the card's uuid, the outcome, whether the card is known and the
+entry new, and the override reason's code. The rules a card carried are in the database, with the card.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Iterable
-
-from cds_service.engine.card_model import Card
+from typing import Any
 
 from .errors import BadRequest
 
 log = logging.getLogger("cds_service.feedback")
 OUTCOMES = ("accepted", "overridden")
-
-
-class IssuedCards:
-    """card uuid -> rule ids, for the most recent cards issued by this process."""
-
-    def __init__(self, capacity: int = 50_000):
-        self._capacity = capacity
-        self._cards: OrderedDict[str, list[str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def remember(self, cards: Iterable[Card]) -> None:
-        with self._lock:
-            for card in cards:
-                self._cards[card.uuid] = card.rules
-                self._cards.move_to_end(card.uuid)
-            while len(self._cards) > self._capacity:
-                self._cards.popitem(last=False)
-
-    def rules_of(self, card_uuid: str) -> list[str] | None:
-        with self._lock:
-            return self._cards.get(card_uuid)
 
 
 def _timestamp(value: Any) -> bool:
@@ -89,18 +63,8 @@ def validate_feedback(body: Any) -> list[dict]:
     return entries
 
 
-def record_feedback(service_id: str, entries: list[dict], issued: IssuedCards) -> None:
-    for entry in entries:
-        reason = (entry.get("overrideReason") or {}).get("reason") or {}
-        log.info(
-            "feedback",
-            extra={
-                "service": service_id,
-                "card": entry["card"],
-                "rules": issued.rules_of(entry["card"]) or "unknown (card not issued by this process recently)",
-                "outcome": entry["outcome"],
-                "acceptedSuggestions": [s["id"] for s in entry.get("acceptedSuggestions") or []],
-                # The reason's code only: a free-text userComment may name the patient, so it is never logged.
-                "overrideReason": reason.get("code"),
-            },
-        )
+def log_feedback(service_id: str, stored: list[dict]) -> None:
+    """One line per entry: card uuid, outcome, whether the card is known and the entry new, the reason's code only
+    (a free-text userComment may name the patient, so it is never logged)."""
+    for entry in stored:
+        log.info("feedback", extra={"service": service_id, **entry})

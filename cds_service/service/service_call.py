@@ -7,11 +7,12 @@ request body -> HookRequest (protocol) -> patient record (prefetch, fetching wha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import cards
 from cds_service.engine.evaluate import Evaluation, evaluate
 from cds_service.engine.rules import Context, RuleSettings
+from cds_service.engine.screening import Screen
 from cds_service.record.draft_orders import read_draft_orders
 from cds_service.record.facts import build_facts
 from cds_service.record.selection import select_and_validate
@@ -58,6 +59,8 @@ def handle(
     settings: Settings,
     clock: Clock,
     fetcher: Fetcher | None = None,
+    screen_for: Callable[[HookRequest], Screen] | None = None,
+    switched_off: frozenset[str] = frozenset(),
 ) -> CallResult:
     knowledge = cards.knowledge()
     terms = knowledge.terminology
@@ -76,7 +79,8 @@ def handle(
         missing_keys=[key for key, result in record.keys.items() if result.error],
     )
     ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings))
-    evaluation = evaluate(facts, ctx, knowledge, service_id=service.id)
+    evaluation = evaluate(facts, ctx, knowledge, service_id=service.id, switched_off=switched_off,
+                          screen=screen_for(request) if screen_for is not None else None)
 
     response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
     report: dict[str, Any] = {}
