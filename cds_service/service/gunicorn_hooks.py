@@ -12,3 +12,11 @@ def pre_fork(server, worker) -> None:
     between workers, too, since collections no longer write to them."""
     gc.collect()
     gc.freeze()
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone (exited, killed, recycled): its live metrics files are dropped, its counters kept
+    (prometheus-client's multiprocess mode; metrics.py)."""
+    from .metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
