@@ -15,10 +15,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from .analytics import DEFAULT_WEEKS, MAX_WEEKS, rule_report
 from .clock import system_clock
-from .operations import database_url, open_store, safe_url
 from .settings import Settings, SettingsError
+
+# Kept light: `calcinosis-cds serve` builds this parser too, before prometheus-client may be imported (its
+# multiprocess mode is chosen at import); the database and analytics modules are imported by the commands.
 
 STATE_VARIABLES = ("CDS_DATA_DIR", "CDS_DATABASE_URL", "CDS_RETENTION_DAYS", "CDS_DISMISSAL_DAYS",
                    "CDS_KEEP_USER_COMMENTS")
@@ -85,7 +86,11 @@ def _rich_table(title: str, table: list[dict[str, Any]]) -> str:
 
 
 def report_command(args) -> int:
-    if not 1 <= args.weeks <= MAX_WEEKS:
+    from .analytics import DEFAULT_WEEKS, MAX_WEEKS, rule_report
+    from .operations import open_store
+
+    weeks = DEFAULT_WEEKS if args.weeks is None else args.weeks
+    if not 1 <= weeks <= MAX_WEEKS:
         print(f"--weeks must be from 1 to {MAX_WEEKS}", file=sys.stderr)
         return 2
     try:
@@ -97,7 +102,7 @@ def report_command(args) -> int:
         if not store.migration_status().at_head:
             print("the database is not at the newest revision: run `calcinosis-cds db upgrade`", file=sys.stderr)
             return 1
-        report = rule_report(store, system_clock(), args.weeks)
+        report = rule_report(store, system_clock(), weeks)
     finally:
         store.close()
     print(render(report, args.format, fancy=args.format == "table" and sys.stdout.isatty()))
@@ -105,6 +110,8 @@ def report_command(args) -> int:
 
 
 def db_command(args) -> int:
+    from .operations import database_url, open_store, safe_url
+
     try:
         settings = state_settings()
         store = open_store(settings, upgrade=args.action == "upgrade")
@@ -131,7 +138,7 @@ def db_command(args) -> int:
 def add_commands(commands) -> None:
     report = commands.add_parser("report", help="print the rule analytics (GET /analytics/rules) from the database")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    report.add_argument("--weeks", type=int, default=DEFAULT_WEEKS, help=f"ISO weeks up to this one (default {DEFAULT_WEEKS})")
+    report.add_argument("--weeks", type=int, help="ISO weeks up to and including this one (default 12)")
     report.set_defaults(run=report_command)
 
     db = commands.add_parser("db", help="the database: upgrade (migrate), current (revision), purge (retention)")
