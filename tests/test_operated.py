@@ -219,6 +219,26 @@ def test_a_worse_finding_shows_again(db_url, apps):
     assert worse is not None and "nephrology" in worse["summary"]
 
 
+def test_r17_is_remembered_per_specialty(db_url, apps):
+    client = apps(db_url, Clock())
+    ssc = next(e["resource"] for e in load_scenario("r17-positive-ctd")["bundle"]["entry"]
+               if e["resource"].get("id") == "ssc")
+
+    def with_ssc(egfr):
+        body = patient_view(egfr=egfr)
+        body["prefetch"]["conditions"]["entry"].append({"resource": ssc})
+        return body
+
+    both = card_with(call(client, PATIENT_VIEW, with_ssc(45)), "R17")
+    assert len(both["suggestions"]) == 2  # nephrology and rheumatology
+    send_feedback(client, both, "overridden")
+    assert card_with(call(client, PATIENT_VIEW, with_ssc(45)), "R17") is None
+    worse = card_with(call(client, PATIENT_VIEW, with_ssc(25)), "R17")
+    assert [s["label"] for s in worse["suggestions"]] == [both["suggestions"][0]["label"]]
+    assert "nephrolog" in worse["suggestions"][0]["label"].lower()
+    assert "Not suggested again" in worse["detail"] and both["suggestions"][1]["label"] in worse["detail"]
+
+
 def test_r20_is_hidden_from_its_grouped_card_and_r01_on_its_own(db_url, apps):
     client = apps(db_url, Clock())
     first = call(client, PATIENT_VIEW, patient_view())
