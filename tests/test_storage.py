@@ -507,3 +507,22 @@ def test_cards_held_back_are_counted_apart_from_silent_mode(store):
     assert (week.issued, week.silent, week.suppressed) == (1, 1, 2)
     with pytest.raises(ValueError, match="held_back"):
         card("x", Finding("R20"), held_back="dismissed")  # held back, yet not silent
+
+
+def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'cds.sqlite3'}")
+    store.upgrade()
+    assert store.ping()
+    parent_pool = store.engine.pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new, empty pool, and a database that still answers
+        os.close(read)
+        ok = store.engine.pool is not parent_pool and store.engine.pool.checkedin() == 0 and store.ping()
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    assert store.engine.pool is parent_pool and store.ping()  # the parent's connections were not closed
+    store.close()

@@ -25,6 +25,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 from .discovery import services
@@ -59,6 +60,10 @@ blueprint = Blueprint("metrics", __name__)
 
 
 def multiprocess_dir() -> str | None:
+    """The directory of the metrics files, when prometheus-client runs in multiprocess mode. The mode is what it chose
+    when first imported: a variable set later (a test, a library) must not make /metrics read files nobody writes."""
+    if values.ValueClass is values.MutexValue:
+        return None
     return os.environ.get(MULTIPROC_ENV) or None
 
 

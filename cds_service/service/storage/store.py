@@ -7,6 +7,8 @@ system clock, so dismissals, retention and token expiry are testable at any date
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
@@ -56,6 +58,10 @@ class Store:
         self.dismissible_rules = frozenset(dismissible_rules)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        # gunicorn loads the app (and opens the database) before forking its workers: a pooled connection must never
+        # be used by two processes, so a child starts with an empty pool and leaves the parent's connections alone.
+        engine = weakref.ref(self.engine)
+        os.register_at_fork(after_in_child=lambda: (e := engine()) is not None and e.dispose(close=False))
 
     def __repr__(self) -> str:  # the URL may carry a password
         return f"Store({self.engine.url!r})"
