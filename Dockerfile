@@ -8,8 +8,10 @@
 # Two stages: "build" makes the wheel and installs it into /opt/venv; the runtime stage gets only that venv, so no
 # compiler, pip, source tree, tests or build-time CA bundle end up in the image. See docs/docker.md.
 #
-# Behind a TLS-inspecting proxy, give pip the proxy's CA bundle as a build secret (it never reaches a layer):
-#   DOCKER_BUILDKIT=1 docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t calcinosis-cds .
+# A plain `docker build` (the classic builder or BuildKit; no BuildKit-only syntax), so that docker-compose v1 and
+# Docker without buildx build it too. Behind a TLS-inspecting proxy, put the proxy's CA bundle at
+# docker/build-ca/ca-bundle.pem (git ignores it): pip in the build stage trusts it, and the runtime stage, which is
+# all that ships, never contains it (docker/build-ca/README.md).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -21,19 +23,19 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Dependencies first: this layer is reused as long as pyproject.toml does not change.
+# The optional CA bundle: the directory always exists (its README), the bundle only when someone put it there.
+COPY docker/build-ca/ /tmp/build-ca/
 COPY pyproject.toml ./
-RUN --mount=type=secret,id=ca_bundle,required=false \
-    set -eu; \
-    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+RUN set -eu; \
+    if [ -s /tmp/build-ca/ca-bundle.pem ]; then export PIP_CERT=/tmp/build-ca/ca-bundle.pem; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt; \
     /opt/venv/bin/pip install --requirement /tmp/requirements.txt
 COPY README.* ./
 COPY cds_service ./cds_service
 COPY cards ./cards
-RUN --mount=type=secret,id=ca_bundle,required=false \
-    set -eu; \
-    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+RUN set -eu; \
+    if [ -s /tmp/build-ca/ca-bundle.pem ]; then export PIP_CERT=/tmp/build-ca/ca-bundle.pem; fi; \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/dist .; \
     /opt/venv/bin/pip install --no-deps /tmp/dist/calcinosis_cds-*.whl; \
     /opt/venv/bin/pip uninstall --yes pip setuptools; \

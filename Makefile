@@ -6,7 +6,7 @@ PORT   ?= 8080
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench docker-test clean
+.PHONY: run test fuzz bench docker-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The long fuzz run (issue 16): 100,000 random examples in all over the 4 tests of tests/test_hardening_fuzz.py
+# (`make test` runs 40 each, derandomized); hypothesis prints each test's count. FUZZ_EXAMPLES changes the total.
+FUZZ_EXAMPLES ?= 100000
+fuzz: $(STAMP)
+	CDS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider -q --hypothesis-show-statistics \
+		tests/test_hardening_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -181,7 +181,9 @@ def measure_fetch(args, wrk: str, patient, out: Path) -> dict:
     entry = {"size": patient.size, "delay_ms": args.fetch_delay_ms, "measured": False}
     with FhirServer(patient.resources, delay) as fhir:
         body = json.dumps(patient.request_without_prefetch(fhir.url), separators=(",", ":")).encode()
-        with Server("service-fetch", SERVICE_APP, out / "service-fetch.log") as service:
+        # The fake FHIR server is on loopback: it must be named (CDS_FHIR_SERVERS) to be fetched from at all.
+        with Server("service-fetch", SERVICE_APP, out / "service-fetch.log",
+                    extra_env={"CDS_FHIR_SERVERS": fhir.url}) as service:
             url = service.url + SERVICE_PATH
             status, answer = post(url, body)
             if status != 200:

@@ -3,7 +3,7 @@
 
 Differences from production, all stated in the report: CDS_AUTH=off (no JWT to sign and verify on each call; the
 benchmark measures the clinical pipeline, not ES384 signature checks), CDS_FHIR_ALLOW_HTTP=true (the fake FHIR server
-of the fetch path is plain http on loopback), and the bind address. Logs go to a file in the results folder.
+of the fetch path is plain http on loopback, and named in CDS_FHIR_SERVERS), and the bind address. Logs go to a file in the results folder.
 """
 
 from __future__ import annotations

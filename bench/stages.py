@@ -42,8 +42,7 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now)
     marks.append(clock())
     facts = build_facts(selected, patient_id=request.patient_id, now=now, terms=terms)
-    evaluation = evaluate(facts, Context(hook=request.hook, hook_context=request.context), knowledge(),
-                          service_id=service.id)
+    evaluation = evaluate(facts, Context(hook=request.hook, hook_context=request.context), knowledge())
     marks.append(clock())
     return [later - earlier for earlier, later in zip(marks, marks[1:])], evaluation
 

@@ -5,6 +5,7 @@
                  the trigger in words, the evidence, and the function that decides
 - referrals.py, diet.py, wording.py   what several rules suggest or say the same way
 - groups.py, sources.py               the grouped cards' texts, the source every card cites
+- limits.py                           who gets no medication or diet proposal, and what the cards say (A16, A18)
 - data/          the value sets, lab analytes and units (each code with its source and verification status)
 
 The machinery (cds_service) reaches all of it through `knowledge()`; modules here import only the rule authoring
@@ -20,6 +21,7 @@ from pathlib import Path
 from cds_service.engine.authoring import Gate, Knowledge, Rule, Terminology, catalogue_order, load_terminology
 
 from .groups import GROUPS
+from .limits import POLICY
 from .referrals import REFERRAL_CODES
 from .sources import ARTICLE
 
@@ -27,6 +29,7 @@ KNOWLEDGE_VERSION = "2020-03-05.1"  # the article's version, and this project's 
 DATA = Path(__file__).resolve().parent / "data"
 # Conditions, labs and coded observations first; then the medication value sets.
 TERMINOLOGY_FILES = ("terminology.json", "terminology-medications.json")
+# (data/condition-text.json, the cues of A18, is read by definitions/scope.py.)
 RULES = Path(__file__).resolve().parent / "rules"
 
 
@@ -73,4 +76,5 @@ def knowledge() -> Knowledge:
         source=ARTICLE,
         terminology=terminology(),
         referral_codes=REFERRAL_CODES,
+        proposal_policy=POLICY,
     )

@@ -10,7 +10,7 @@ from .referrals import referral_unless_recent
 def diet_suggestions(facts: PatientFacts, *, diet: str, diet_code: tuple[str, str] | None,
                      nutrient: tuple[str, str] | None, key: str) -> tuple[list[Suggestion], str]:
     """A restricted-diet NutritionOrder proposal (no amount: the article gives none) and a dietitian referral unless
-    a dietitian is already involved. Returns the suggestions and a line for the detail ("" when nothing to add)."""
+    a dietitian is already involved. Returns the suggestions and a sentence for the card ("" when nothing to add)."""
     resource = diet_order(
         facts.patient_id,
         diet_code=diet_code,
@@ -20,8 +20,8 @@ def diet_suggestions(facts: PatientFacts, *, diet: str, diet_code: tuple[str, st
         datetime_ordered=facts.now.isoformat(),
     )
     suggestions = [Suggestion(f"Propose a {diet} diet", (Action("create", f"{diet.capitalize()} diet (proposal)", resource=resource),), key=key)]
-    dietitian, existing = referral_unless_recent(facts, "dietitian")
+    dietitian, _ = referral_unless_recent(facts, "dietitian")
     if dietitian:
         suggestions.append(dietitian)
         return suggestions, ""
-    return suggestions, f"\n\nA dietitian is already involved ({existing})."
+    return suggestions, "A dietitian is already involved."

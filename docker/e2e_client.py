@@ -7,6 +7,11 @@ docker:
                                              file to mount into the service, issuer https://ci.test)
     python e2e_client.py check URL DIR       health, readiness, 401 without a token, discovery and a patient-view call
                                              with a signed ES384 token; exit 0 only when every check passed
+    python e2e_client.py plan URL DIR N      DIR/plan.json: N signed tokens each for discovery and for the
+                                             patient-view service at URL, and the patient-view request, for callers
+                                             that cannot sign (docker/proxy_checks.py runs on the host's bare Python)
+    python e2e_client.py tls-cert DIR        a self-signed certificate for 127.0.0.1 and localhost: DIR/tls.crt and
+                                             DIR/tls.key (for the proxy's HTTPS server in the Compose stack test)
 
 Prints one line per check. Standard library plus PyJWT/cryptography only.
 """
@@ -111,6 +116,61 @@ def patient_view_request() -> dict:
     }
 
 
+def plan(base_url: str, directory: Path, count: int) -> None:
+    """Tokens minted ahead for a caller without PyJWT; each has its own jti (the service refuses a replayed one) and
+    lives 300 s, so the plan is for use right away."""
+    base_url = base_url.rstrip("/")
+    discovery_url = f"{base_url}/cds-services"
+    service_url = f"{base_url}/cds-services/{SERVICE_ID}"
+    document = {
+        "discovery": {"url": discovery_url, "tokens": [token(directory, discovery_url) for _ in range(count)]},
+        "patientView": {
+            "url": service_url,
+            "tokens": [token(directory, service_url) for _ in range(count)],
+            "request": patient_view_request(),
+            "expectedRule": EXPECTED_RULE,
+        },
+    }
+    (directory / "plan.json").write_text(json.dumps(document))
+    print(f"plan: {count} signed tokens each for {discovery_url} and {service_url}")
+
+
+def tls_certificate(directory: Path) -> None:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calcinosis-cds docker test")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    print(f"tls-cert: self-signed certificate for localhost and 127.0.0.1 in {directory}")
+
+
 def check(base_url: str, directory: Path) -> int:
     base_url = base_url.rstrip("/")
     failures: list[str] = []
@@ -169,6 +229,12 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) == 4 and argv[1] == "check":
         return check(argv[2], Path(argv[3]))
+    if len(argv) == 5 and argv[1] == "plan":
+        plan(argv[2], Path(argv[3]), int(argv[4]))
+        return 0
+    if len(argv) == 3 and argv[1] == "tls-cert":
+        tls_certificate(Path(argv[2]))
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -45,9 +45,18 @@ def _int(name: str, default: int) -> int:
 bind = os.environ.get("GUNICORN_BIND", "").strip() or f"0.0.0.0:{_int('PORT', 8080)}"
 workers = max(1, _int("GUNICORN_WORKERS", 2))
 threads = max(1, _int("GUNICORN_THREADS", 4))
-worker_class = "gthread"
-# A request that runs longer than this is killed and its worker restarted (a CDS client gave up long before).
+# gthread, safe against slow clients (cds_service/gunicorn_hooks.py): a request's line and headers are gathered
+# without holding a thread (CDS_REQUEST_HEAD_TIMEOUT_SECONDS, 10 s, from its first byte), and a request a thread
+# serves has GUNICORN_TIMEOUT seconds in all, after which its connection is shut down (a slow body or a slow reader
+# frees the thread then). gunicorn's own `timeout` restarts only a worker whose main loop stops responding: it never
+# ends one request of a gthread worker.
+worker_class = "cds_service.service.gunicorn_hooks.ThreadWorker"
 timeout = _int("GUNICORN_TIMEOUT", 30)
+# What precedes a body (400/431 past these): CDS Hooks paths are short, callers send a handful of headers, and the
+# longest is Authorization with a JWT of at most 16 KiB. The same values as `calcinosis-cds serve`.
+limit_request_line = 2048
+limit_request_fields = 50
+limit_request_field_size = 16 * 1024 + 512
 # On SIGTERM (docker stop), workers finish their requests for at most this long; keep it under docker's stop
 # timeout (10 s by default, `docker stop -t` / compose `stop_grace_period` to change it).
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 8)

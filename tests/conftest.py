@@ -60,6 +60,48 @@ def scenario_request(scenario: dict[str, Any], hook: str | None = None) -> tuple
     return service.id, body
 
 
+def resource_types() -> set[str]:
+    """The names of every FHIR R4B resource type (a card's text must never show "Type/id")."""
+    import importlib
+    import pkgutil
+
+    import fhir.resources.R4B as r4b
+    from fhir.resources.R4B.resource import Resource
+
+    names = set()
+    for module_info in pkgutil.iter_modules(r4b.__path__):
+        if module_info.name.startswith("fhirtypes") or module_info.name == "tests":
+            continue
+        module = importlib.import_module(f"fhir.resources.R4B.{module_info.name}")
+        names |= {name for name, value in vars(module).items()
+                  if isinstance(value, type) and issubclass(value, Resource) and name.lower() == module_info.name}
+    return names
+
+
+def uuids_of(response: dict[str, Any]) -> list[str]:
+    """Every card and suggestion uuid of a response."""
+    return [uid for card in response["cards"]
+            for uid in [card["uuid"], *(s["uuid"] for s in card.get("suggestions", []))]]
+
+
+def without_uuids(response: dict[str, Any]) -> dict[str, Any]:
+    """The response with its card and suggestion uuids left out (they are new in every response, decision A20)."""
+    cards = []
+    for card in response["cards"]:
+        card = {k: v for k, v in card.items() if k != "uuid"}
+        if "suggestions" in card:
+            card["suggestions"] = [{k: v for k, v in s.items() if k != "uuid"} for s in card["suggestions"]]
+        cards.append(card)
+    return {**response, "cards": cards}
+
+
+def stable_keys(response: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each card's stable key with its suggestions' stable keys, in card order."""
+    return [(card["extension"]["calcinosis-cds"]["key"],
+             [s["extension"]["calcinosis-cds"]["key"] for s in card.get("suggestions", [])])
+            for card in response["cards"]]
+
+
 def fired_rules(response: dict[str, Any]) -> set[str]:
     return {rule for card in response["cards"] for rule in card["extension"]["calcinosis-cds"]["rules"]}
 
@@ -81,7 +123,10 @@ def isolated_state() -> dict:
 
 
 def make_app(now: datetime = NOW, **settings_changes):
-    settings = Settings(**{"auth": "off", "fhir_allow_http": True, "log_level": "WARNING", **isolated_state(),
+    # Any FHIR server at a global address (tests mock them with `responses`: nothing connects); a loopback server
+    # must be listed by the test that starts it.
+    settings = Settings(**{"auth": "off", "fhir_allow_http": True, "log_level": "WARNING", "fhir_servers": ("*",),
+                           **isolated_state(),
                            **settings_changes})
     return create_app(settings, clock=fixed_clock(now))
 

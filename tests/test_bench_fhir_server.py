@@ -74,7 +74,8 @@ def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_pref
             from cds_service.service.clock import fixed_clock
             from cds_service.service.settings import Settings
 
-            app = create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING", **isolated_state()),
+            app = create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING",
+                                      fhir_servers=(server.url,), **isolated_state()),
                              clock=fixed_clock(NOW), fetcher=fetcher)
             fetched = app.test_client().post(f"/cds-services/{SERVICE_ID}",
                                              json=patient.request_without_prefetch(server.url))

@@ -9,11 +9,15 @@ from fhir.resources.R4B import get_fhir_model_class
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cards import knowledge
+
 from .conftest import NOW, evaluate_scenario, load_scenario, scenario_names
 
 CARD_FIELDS = {"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
                "overrideReasons", "links", "extension"}
-SOURCE_LABEL = "Medscape: Calcinosis Cutis Treatment & Management (Nunley, 2020)"
+ARTICLE = "Medscape: Calcinosis Cutis Treatment & Management (Nunley, 2020)"
+# A20: the source label names the real source: the article for its rules, VisualDx for R08c, the overview for R23.
+OWN_SOURCES = {"R08c": "VisualDx: Calciphylaxis", "R23": "Medscape: Calcinosis Cutis (Overview)"}
 
 
 def all_cards():
@@ -63,7 +67,8 @@ def test_card_conforms(card):
     assert isinstance(card.get("detail", ""), str)
     # source: label required; url absolute; topic a Coding
     source = card["source"]
-    assert source["label"] == SOURCE_LABEL
+    rules = card["extension"]["calcinosis-cds"]["rules"]
+    assert source["label"] == (OWN_SOURCES[rules[0]] if set(rules) <= set(OWN_SOURCES) else ARTICLE)
     assert re.match(r"^https?://", source["url"])
     check_coding(source["topic"], "source.topic", display_required=False)
     # suggestions: label required, uuid, actions with type and description; selectionBehavior required with them
@@ -101,12 +106,17 @@ def test_card_conforms(card):
         assert link["label"] and link["url"] and link["type"] in ("absolute", "smart")
         if link["type"] == "absolute":
             assert re.match(r"^https?://", link["url"]) and "appContext" not in link
-    # A11: the card names its rules and the data that made them fire, and cites the article
+    # A11: the card names its rules and the data that made them fire (in the extension), and states its evidence
+    # level; A20: the citation and the codes are on the rule's page, which the card links to.
     extension = card["extension"]["calcinosis-cds"]
     assert extension["rules"] and all(re.fullmatch(r"R\d{2}[a-z]?", r) for r in extension["rules"])
     assert any(item["rule"] == "G0" for item in extension["evidence"])
     assert set(extension["rules"]) <= {item["rule"] for item in extension["evidence"]}, "every rule shows its data"
-    assert "Nunley" in card["detail"] or "outside the article" in card["detail"].lower()
+    for rule_id in extension["rules"]:  # A10: each option states its evidence level
+        assert knowledge().rules[rule_id].card_evidence in card["detail"], rule_id
+    assert isinstance(extension["key"], str) and len(extension["keys"]) == len(extension["rules"])
+    for s in suggestions:
+        assert s["extension"]["calcinosis-cds"]["key"].startswith(tuple(extension["rules"]))
 
 
 _VALUES = st.recursive(

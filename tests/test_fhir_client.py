@@ -124,11 +124,12 @@ def test_search_outcome_entries_are_not_patient_data():
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
-        (dict(body=requests.exceptions.ConnectTimeout()), "timed out connecting"),
-        (dict(body=requests.exceptions.ReadTimeout()), "read timeout"),
-        (dict(body=requests.exceptions.ConnectionError()), "could not connect"),
-        (dict(body=requests.exceptions.SSLError()), "TLS error"),
-        (dict(body=requests.exceptions.ChunkedEncodingError()), "connection broke"),
+        # Transport failures read alike: the caller must not map the network through us (issue 16, finding 8).
+        (dict(body=requests.exceptions.ConnectTimeout()), "could not be reached"),
+        (dict(body=requests.exceptions.ReadTimeout()), "did not answer in time"),
+        (dict(body=requests.exceptions.ConnectionError()), "could not be reached"),
+        (dict(body=requests.exceptions.SSLError()), "could not be reached"),
+        (dict(body=requests.exceptions.ChunkedEncodingError()), "could not be reached"),
         (dict(status=401, json={"resourceType": "OperationOutcome"}), "refused the access token (401)"),
         (dict(status=403), "forbade access (403)"),
         (dict(status=404), "no such resource (404)"),
@@ -614,7 +615,7 @@ SCENARIO = "foundation-calcinosis-ckd-hyperphosphatemia"
 
 def app_with(fetcher: FhirClient):
     """The app with this fetcher (make_app builds its own from the settings)."""
-    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", **isolated_state())
+    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=("*",), **isolated_state())
     return create_app(settings, clock=fixed_clock(NOW), fetcher=fetcher)
 
 

@@ -138,7 +138,9 @@ def card_view(response: dict) -> list[tuple]:
 
 
 def call(body: dict, **settings):
-    response = make_app(**settings).test_client().post(f"/cds-services/{PATIENT_VIEW}", json=body)
+    # The server is on loopback: it must be listed by URL (CDS_FHIR_SERVERS) to be fetched from at all.
+    listed = {"fhir_servers": (body["fhirServer"],)} if body.get("fhirServer") else {}
+    response = make_app(**{**listed, **settings}).test_client().post(f"/cds-services/{PATIENT_VIEW}", json=body)
     return response.status_code, response.get_json()
 
 
@@ -196,7 +198,8 @@ def test_connections_are_reused_between_calls(loaded):
     del body["prefetch"]
     body.update(fhirServer=loaded, fhirAuthorization=authorization())
     fetcher = FhirClient()
-    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", **isolated_state())
+    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=(loaded,),
+                        **isolated_state())
     app = create_app(settings, clock=fixed_clock(NOW), fetcher=fetcher)
     urllib3_log = logging.getLogger("urllib3.connectionpool")
     counter, level = NewConnections(), urllib3_log.level
@@ -252,5 +255,6 @@ def test_an_unreachable_fhir_server_gives_412_at_once():
     started = time.perf_counter()
     status, outcome = call(body)
     assert status == 412 and outcome["missing"] == ["conditions", "patient"]
-    assert "could not connect" in str(outcome["issue"])
+    # No network detail: refused, timed out and unreachable read alike (issue 16, finding 8).
+    assert "could not be reached" in str(outcome["issue"])
     assert time.perf_counter() - started < 2.0

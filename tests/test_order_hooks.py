@@ -22,7 +22,7 @@ from cds_service.engine.rules import Context
 from cds_service.service.discovery import services
 from cds_service.service.settings import Settings
 
-from .conftest import NOW, make_app
+from .conftest import NOW, make_app, uuids_of, without_uuids
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SCT = "http://snomed.info/sct"
@@ -294,7 +294,8 @@ def test_r06_does_not_propose_a_phosphate_test_the_draft_orders_already_hold():
     response = evaluate(SIGN, [patient(), CALCINOSIS], drafts, sandbox=True)
     card = one_card(response, "R06")
     assert "2777-1" not in created_codes(card)
-    assert "ServiceRequest/phos-lab" in card["detail"]
+    assert "A phosphate test is already among the draft orders" in card["detail"]
+    assert "ServiceRequest/phos-lab" not in card["detail"]  # A20: named in words, never by its resource id
 
 
 # ---------- R08b ----------
@@ -358,13 +359,22 @@ def test_r08c_warns_on_order_sign_and_takes_precedence_over_r08b():
     assert card["indicator"] == "warning"
     assert deletes(card) == ["MedicationRequest/w"]
     assert "306286007" in created_codes(card)
-    assert "VisualDx" in card["detail"] and "Outside the article" in card["detail"]
+    assert "VisualDx lists warfarin among the risk factors" in card["detail"]
+    assert "outside the article (VisualDx: Calciphylaxis)" in card["detail"]
+    assert card["source"]["label"] == "VisualDx: Calciphylaxis"  # A20: the real source, not the article
+    assert card["source"]["url"] == "https://visualdx.com/view/diagnosis/calciphylaxis"
     assert cards_of(response, "R08b") == []
 
 
-def test_r08c_is_not_an_order_select_rule_per_the_table():
-    draft = r4_draft("w", "warfarin sodium 5 MG Oral Tablet", dose_mg=5)
-    assert cards_of(evaluate(SELECT, [patient(), CALCIPHYLAXIS], [draft]), "R08c") == []
+def test_r08c_on_order_select_judges_the_selected_warfarin_only():
+    """A21: R08c fires on order-select too, on the selected draft orders only."""
+    warfarin = r4_draft("w", "warfarin sodium 5 MG Oral Tablet", dose_mg=5)
+    other = r4_draft("amox", "amoxicillin 500 MG Oral Capsule")
+    record = [patient(), CALCIPHYLAXIS]
+    card = one_card(evaluate(SELECT, record, [warfarin, other], selections=["MedicationRequest/w"]), "R08c")
+    assert card["indicator"] == "warning" and deletes(card) == ["MedicationRequest/w"]
+    assert "**Ordered:** warfarin sodium 5 MG Oral Tablet, 5 mg/day." in card["detail"]
+    assert cards_of(evaluate(SELECT, record, [warfarin, other], selections=["MedicationRequest/amox"]), "R08c") == []
 
 
 def test_r08c_on_patient_view_for_active_warfarin():
@@ -400,7 +410,9 @@ def test_r22a_info_on_order_select_for_iv_calcium_or_phosphate(draft):
     card = one_card(evaluate(SELECT, [patient(), CALCINOSIS], [draft]), "R22")
     assert card["indicator"] == "info"
     assert deletes(card) == []  # never block clinically required IV calcium
-    assert "institution" in card["detail"] and "links" not in card
+    # The protocol is institution-specific: no link is invented for it; the only link is the rule's own page.
+    assert "institution's extravasation protocol" in card["detail"]
+    assert [link["url"] for link in card["links"]] == ["http://localhost/rules/R22"]
 
 
 @pytest.mark.parametrize(
@@ -419,15 +431,21 @@ def test_r22a_silent_for_non_iv_calcium_or_phosphate(draft):
     assert cards_of(evaluate(SELECT, [patient(), CALCINOSIS], [draft]), "R22") == []
 
 
-def test_r22a_is_an_order_select_rule_only_per_the_table():
+def test_r22a_fires_on_order_sign_as_well_and_on_order_select_only_for_the_selected_order():
+    """A21: every draft-order rule on both order hooks, order-select judging the selected orders only."""
     draft = r4_draft("ca", "calcium gluconate 100 MG/ML Injectable Solution", route=IV_ROUTE)
-    assert cards_of(evaluate(SIGN, [patient(), CALCINOSIS], [draft]), "R22") == []
+    other = r4_draft("amox", "amoxicillin 500 MG Oral Capsule")
+    card = one_card(evaluate(SIGN, [patient(), CALCINOSIS], [draft, other]), "R22")
+    assert card["indicator"] == "info" and deletes(card) == []
+    selected_other = evaluate(SELECT, [patient(), CALCINOSIS], [draft, other], selections=["MedicationRequest/amox"])
+    assert cards_of(selected_other, "R22") == []
 
 
 def test_r22a_names_renal_insufficiency_and_a_high_calcium_phosphate_product():
     record = [patient(), CALCINOSIS, CKD3, lab("p", "2777-1", 7.0, "mg/dL"), lab("ca", "17861-6", 11.0, "mg/dL")]
     card = one_card(evaluate(SELECT, record, [r4_draft("ca", "calcium gluconate 100 MG/ML Injectable Solution")]), "R22")
-    assert "renal insufficiency" in card["detail"] and "Ca x P 77" in card["detail"]
+    assert "renal insufficiency: Chronic kidney disease, stage 3a" in card["detail"]
+    assert "Ca × P 77 mg²/dL², above 70: calcium 11 mg/dL (9 Mar 2026); phosphate 7 mg/dL (9 Mar 2026)" in card["detail"]
 
 
 def test_r22b_warns_on_patient_view_for_a_recorded_extravasation():
@@ -543,16 +561,15 @@ def test_every_suggested_action_is_valid_cds_hooks(hook, record, drafts):
 
 
 @pytest.mark.parametrize("hook, record, drafts", VALIDITY_CASES)
-def test_the_same_data_gives_the_same_cards_whatever_the_hook_instance(hook, record, drafts):
+def test_the_same_data_gives_the_same_cards_with_new_uuids_whatever_the_hook_instance(hook, record, drafts):
     body = body_for(hook, [patient(), CALCINOSIS, *record], drafts, sandbox=True)
     first = call(hook, body)
     again = copy.deepcopy(body)
     again["hookInstance"] = str(uuid.uuid4())
     assert again["hookInstance"] != body["hookInstance"]
-    strip = lambda response: [  # noqa: E731  (uuids are new in every response: decision A20)
-        {**card, "uuid": None, "suggestions": [{**s, "uuid": None} for s in card.get("suggestions", [])]}
-        for card in response["cards"]]
-    assert strip(call(hook, again)) == strip(first)
+    second = call(hook, again)
+    assert without_uuids(second) == without_uuids(first)  # the same cards, stable keys included
+    assert not set(uuids_of(first)) & set(uuids_of(second))  # A20: every card and suggestion uuid is new
 
 
 # ---------- orders.py units ----------
@@ -671,4 +688,5 @@ def test_r05_does_not_propose_what_is_already_ordered_or_referred():
     card = one_card(evaluate(SIGN, [patient(), CALCINOSIS, CKD3, referral], drafts, sandbox=True), "R05")
     assert created_codes(card) == set()
     assert deletes(card) == ["MedicationRequest/request-123"]
-    assert "ServiceRequest/mg-lab" in card["detail"] and "ServiceRequest/neph-old" in card["detail"]
+    assert "Already ordered or referred, so not suggested again: serum magnesium test, nephrology referral." in card["detail"]
+    assert "ServiceRequest/" not in card["detail"]

@@ -8,7 +8,7 @@ suggest" of the clinical specification.
 import pytest
 
 from ._knowledge import by_id, cards_of, medication_texts, proposed, validate_r4b, variant, withheld
-from .conftest import evaluate_scenario, load_scenario, scenario_names
+from .conftest import evaluate_scenario, fired_rules, load_scenario, scenario_names
 
 KNOWLEDGE_SCENARIOS = [n for n in scenario_names() if n.split("-")[0] in {
     "r01", "r02", "r03", "r04", "r07", "r08a", "r09", "r10", "r11", "r12", "r13", "r14", "r15", "r16", "r17", "r18",
@@ -50,7 +50,12 @@ def test_r01_missing_workup_proposes_the_labs_and_nothing_else():
 def test_r01_names_the_driver():
     (card,) = cards_of(evaluate_scenario("r01-positive-hyperparathyroidism"), "R01")
     assert "hyperparathyroidism" in card["summary"] and "high parathyroid hormone" in card["summary"]
-    assert "[23, 24]" in card["detail"]
+    # A20: each driver as a clinician writes it, with its date; the article's references are on the rule page.
+    assert ("- PTH 140 pg/mL (7 Mar 2026): above the lab's upper limit 65 pg/mL\n"
+            "- Primary hyperparathyroidism (since 7 Feb 2025)") in card["detail"]
+    assert "[23, 24]" not in card["detail"]
+    assert card["links"] == [{"label": "Evidence and sources: Correct the underlying cause",
+                              "url": "http://localhost/rules/R01", "type": "absolute"}]
 
 
 def test_r02_proposes_triamcinolone_without_a_dose():
@@ -76,8 +81,13 @@ def test_r04_withheld_in_renal_insufficiency_and_the_card_says_why():
     response = evaluate_scenario("r04-negative-renal-insufficiency")
     assert "R04" in withheld(response) and "renal insufficiency" in withheld(response)["R04"]
     assert not any("antacid" in t for t in medication_texts(response))
+    (card,) = [c for c in response["cards"] if "withheld" in c["extension"]["calcinosis-cds"]]
+    assert ("**Not suggested for this patient:**\n\n- **Mg/Al antacid as phosphate binder:** renal insufficiency is "
+            "recorded (risk of magnesium or aluminium toxicity).") in card["detail"]
     positive = evaluate_scenario("r04-positive-hyperphosphatemia-normal-egfr")
-    assert "avoid if renal function is impaired" in cards_of(positive, "R04")[0]["detail"].lower()
+    # A20: the mandatory caveat stays on the grouped card's line for the option
+    assert ("- **Mg/Al antacid as phosphate binder.** Avoid in renal insufficiency; aluminium only in short courses "
+            "(outside the article). *Not graded.*") in cards_of(positive, "R04")[0]["detail"]
 
 
 def test_r04_unknown_renal_function_proposes_a_renal_test_first():
@@ -85,27 +95,31 @@ def test_r04_unknown_renal_function_proposes_a_renal_test_first():
     (card,) = cards_of(response, "R04")
     loincs = {r["code"]["coding"][0]["code"] for r in proposed(response) if r["resourceType"] == "ServiceRequest"
               and r["code"].get("coding", [{}])[0].get("system") == "http://loinc.org"}
-    assert {"2160-0", "98979-8"} <= loincs
-    assert "check renal function" in card["detail"]
+    assert loincs == {"2160-0"}  # A13: a creatinine test (the eGFR is calculated from it)
+    assert "check renal function first" in card["detail"].lower()
 
 
-def test_r07_is_listed_last_and_never_orders():
-    response = evaluate_scenario("r07-positive-plain-calcinosis")
-    (card,) = cards_of(response, "R07")
-    assert card["extension"]["calcinosis-cds"]["rules"][-1] == "R07"
-    assert "hexaphosphate" in card["detail"] and "Animal studies only" in card["detail"]
-    assert not any("phytate" in str(r).lower() or "hexaphosph" in str(r).lower() for r in proposed(response))
+def test_r07_animal_data_only_is_on_no_card_but_in_the_catalogue():
+    """A20: R07 is not shown on cards; it stays in the catalogue (and on its rule page)."""
+    from cards import knowledge
+
+    response = evaluate_scenario("r07-negative-animal-data-only")
+    assert response["cards"] and not cards_of(response, "R07")
+    assert not any("hexaphosph" in str(card).lower() or "phytate" in str(card).lower() for card in response["cards"])
+    rule = knowledge().rules["R07"]
+    assert rule.hooks == () and rule.evidence_level == "Animal studies only; no human data"
 
 
 def test_r08a_option_is_information_only_and_says_low_dose_is_not_recommended():
     (card,) = cards_of(evaluate_scenario("r08a-positive-ctd"), "R08a")
-    assert "Low-dose warfarin should not be used" in card["detail"]
-    assert "[27]" in card["detail"]
+    assert "- **Warfarin (not low dose).** Not proposed: weigh the bleeding risk. *Case series and reports.*" in card["detail"]
+    assert "[27]" not in card["detail"]  # the article's references are on the rule page
+    assert {"label": "Evidence: Warfarin as an option (never low dose)", "url": "http://localhost/rules/R08a",
+            "type": "absolute"} in card["links"]
     assert not any("warfarin" in t for t in medication_texts(evaluate_scenario("r08a-positive-ctd")))
 
 
 @pytest.mark.parametrize("name, reason", [
-    ("r08a-negative-calciphylaxis", "calciphylaxis"),
     ("r08a-negative-pregnant", "pregnancy"),
     ("r08a-negative-anticoagulated", "bleeding risk"),
 ])
@@ -115,10 +129,24 @@ def test_r08a_withheld_says_why(name, reason):
     assert not any("warfarin" in t for t in medication_texts(response))
 
 
+def test_r08a_withheld_in_calciphylaxis_with_calcinosis_cutis_and_absent_in_calciphylaxis_alone():
+    alone = evaluate_scenario("r08a-negative-calciphylaxis")
+    assert "R08a" not in withheld(alone) and "R11" in fired_rules(alone)  # A17: not an option there at all
+
+    def add_calcinosis_cutis(rs):
+        rs.append({"resourceType": "Condition", "id": "cc", "subject": {"reference": "Patient/p1"},
+                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                   "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L94.2", "display": "Calcinosis cutis"}]}})
+    both = variant("r08a-negative-calciphylaxis", add_calcinosis_cutis)
+    assert "calciphylaxis" in withheld(both)["R08a"]
+    assert not any("warfarin" in t for t in medication_texts(both))
+
+
 def test_r09_refers_to_rheumatology_once_and_flags_biologic_screening():
     response = evaluate_scenario("r09-positive-dermatomyositis")
     (card,) = cards_of(response, "R09")
-    assert "tuberculosis" in card["detail"] and "outside the article" in card["detail"].lower()
+    assert ("- **Rituximab or a TNF inhibitor.** With rheumatology; screen for TB and hepatitis B first (outside the "
+            "article). *Case series.*") in card["detail"]
     rheumatology = [r for r in proposed(response) if r["resourceType"] == "ServiceRequest" and
                     r["code"]["coding"][0]["code"] == "306290009"]
     assert len(rheumatology) == 1  # offered by R17 and R09: once (A12)
@@ -128,7 +156,8 @@ def test_r09_refers_to_rheumatology_once_and_flags_biologic_screening():
 def test_r10_information_only():
     response = evaluate_scenario("r10-positive-plain-calcinosis")
     (card,) = cards_of(response, "R10")
-    assert "5 years" in card["detail"] and "[28, 29, 30]" in card["detail"]
+    assert ("- **Diltiazem for at least 5 years.** Cardiac cautions (outside the article): hypotension, AV block, "
+            "CYP3A4. *Case reports, small series.*") in card["detail"]
     assert not any("diltiazem" in t for t in medication_texts(response))
 
 
@@ -138,7 +167,9 @@ def test_r11_is_a_warning_with_a_nephrology_referral_and_no_thiosulfate_order():
     assert card["indicator"] == "warning" and card is response["cards"][0]
     assert card["summary"] == "Calciphylaxis: consider IV sodium thiosulfate (off-label/experimental) with nephrology."
     assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"]] == ["306286007"]
-    assert "off-label" in card["detail"] and "[31]" in card["detail"]
+    assert card["detail"].startswith("Consider intravenous sodium thiosulfate, off-label and experimental, decided with "
+                                     "nephrology")
+    assert card["detail"].endswith("*Evidence: Case series and reports; off-label and experimental (article).*")
     assert not any("thiosulfate" in t for t in medication_texts(response))
     nephrology = [r for r in proposed(response) if r["resourceType"] == "ServiceRequest" and r["code"]["coding"][0]["code"] == "306286007"]
     assert len(nephrology) == 1  # R17 would say the same: its card is not shown (A12)
@@ -146,7 +177,7 @@ def test_r11_is_a_warning_with_a_nephrology_referral_and_no_thiosulfate_order():
 
 def test_r12_information_only_with_the_concentration():
     (card,) = cards_of(evaluate_scenario("r12-positive-tumoral"), "R12")
-    assert "25%" in card["detail"] and "Case reports only" in card["detail"]
+    assert "- **Sodium thiosulfate 25%, topical or intralesional.** For tumoral calcinosis. *Case reports.*" in card["detail"]
 
 
 def test_r13_minocycline_proposal_is_the_only_dose():
@@ -190,7 +221,7 @@ def test_r13_inactive_allergy_does_not_withhold():
 def test_r14_refers_to_hematology_never_proposes_hsct():
     response = evaluate_scenario("r14-positive-severe-ssc")
     (card,) = cards_of(response, "R14")
-    assert "theoretical" in card["detail"].lower() and "[37]" in card["detail"]
+    assert "- **Autologous stem cell transplant.** Specialist evaluation only. *Theoretical.*" in card["detail"]
     codes = {r["code"]["coding"][0]["code"] for r in proposed(response) if r["resourceType"] == "ServiceRequest" and r["code"].get("coding")}
     assert "183567007" in codes and "234336002" not in codes
 
@@ -218,14 +249,25 @@ def test_r15_infection_entered_in_error_does_not_count():
 def test_r16_referral_by_text_and_not_curative():
     response = evaluate_scenario("r16-positive-dm-pain")
     (card,) = cards_of(response, "R16")
-    assert "not curative" in card["detail"] and "[38, 39]" in card["detail"]
+    assert "- **Shock wave lithotripsy for pain.** Relieves pain; not curative. *Anecdotal (case reports).*" in card["detail"]
     assert any("shock wave" in r["code"].get("text", "") for r in proposed(response) if r["resourceType"] == "ServiceRequest")
 
 
-def test_r17_one_specialty_at_a_time():
+def test_r17_one_referral_per_indicated_specialty_any_of_them():
     (card,) = cards_of(evaluate_scenario("r17-positive-ctd"), "R17")
-    assert card["selectionBehavior"] == "at-most-one"
     assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"]] == ["306290009"]
+    assert card["extension"]["calcinosis-cds"]["key"] == "R17:rheumatology"
+    ckd4 = {"resourceType": "Condition", "id": "ckd", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "N18.4",
+                                 "display": "Chronic kidney disease, stage 4 (severe)"}]}}
+    (card,) = cards_of(variant("r17-positive-ctd", lambda rs: rs.append(ckd4)), "R17")
+    assert card["selectionBehavior"] == "any"  # A20: both referrals may be accepted
+    assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"]] == ["306286007", "306290009"]
+    assert card["extension"]["calcinosis-cds"]["key"] == "R17:nephrology+rheumatology"
+    assert [s["extension"]["calcinosis-cds"]["key"] for s in card["suggestions"]] == [
+        "R17:referral-nephrology", "R17:referral-rheumatology"]
+    assert card["summary"] == ("Calcinosis cutis with renal and connective-tissue disease: consider referral to "
+                               "nephrology and rheumatology.")
 
 
 def test_r18_renal_diet_only_with_renal_insufficiency_and_no_numeric_limit():

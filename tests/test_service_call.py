@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from .conftest import PATIENT_VIEW, fired_rules, load_scenario, make_app, minimal_request, scenario_request
+from .conftest import (PATIENT_VIEW, fired_rules, load_scenario, make_app, minimal_request, scenario_request,
+                       stable_keys, uuids_of, without_uuids)
 
 URL = f"/cds-services/{PATIENT_VIEW}"
 
@@ -255,17 +256,19 @@ def test_unknown_fields_and_extensions_are_ignored(client):
     assert post(client, body).status_code == 200
 
 
-def without_uuids(cards: list[dict]) -> list[dict]:
-    return [{**card, "uuid": None, "suggestions": [{**s, "uuid": None} for s in card.get("suggestions", [])]}
-            for card in cards]
-
-
-def test_same_data_gives_the_same_cards_with_new_uuids(client):
+def test_same_data_gives_the_same_cards_and_keys_with_new_uuids(client):
+    """A20: CDS Hooks makes the uuid one issued card's identity, so every response has new card and suggestion
+    uuids; what identifies the finding from call to call is the stable key in the extension."""
     first = post(client, calcinosis_request()).get_json()
     second = post(client, dict(calcinosis_request(), hookInstance=str(uuid.uuid4()))).get_json()
-    assert without_uuids(first["cards"]) == without_uuids(second["cards"])
-    # Decision A20: uuids are new in every response (feedback names the card of one response).
-    assert {c["uuid"] for c in first["cards"]}.isdisjoint(c["uuid"] for c in second["cards"])
+    assert without_uuids(first) == without_uuids(second)
+    assert len(set(uuids_of(first)) | set(uuids_of(second))) == 2 * len(uuids_of(first)) > 2
+    assert stable_keys(first) == stable_keys(second) == [
+        ("R01:high-phosphate+renal-insufficiency", []),
+        ("R17:nephrology", ["R17:referral-nephrology"]),
+        ("treatment-options:R03+R10", []),
+        ("diet:R18+R20", ["R18:diet-phosphorus", "R18:referral-dietitian"]),
+    ]
 
 
 def test_health_and_readiness(client):

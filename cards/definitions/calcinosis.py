@@ -1,49 +1,19 @@
-"""The calcinosis itself: the scope gate G0 (decision A1), its kinds, and words describing it.
+"""The calcinosis itself: the scope gate G0 (decisions A1, A17, A18; read in scope.py), its kinds, and words
+describing it.
 
-Used by: every rule (G0); R08c, R11, R17 (calciphylaxis); R16 and others (tumoral calcinosis); R02, R08a (dystrophic
-calcinosis); R15, R21 and the options that read how the lesion is described (ulcerated, painful...).
+Used by: R02, R08a, R12, R15, R16, R21.
 """
 
 from __future__ import annotations
 
-from cds_service.engine.authoring import ConditionFact, Finding, PatientFacts, codeable_concepts, condition_evidence, definition
+from cds_service.engine.authoring import Finding, PatientFacts, codeable_concepts, definition
 
-from .minerals import calcium_measure
 from .labs import assess_high
+from .minerals import calcium_measure
+from .scope import GATE_VALUE_SETS, calciphylaxis, calcinosis, gate_conditions, scope, tumoral_calcinosis
 
-# The value sets of the conditions that put a patient in scope (G0), in the order their evidence is listed.
-GATE_VALUE_SETS = ("calcinosis-cutis", "calciphylaxis", "tumoral-calcinosis")
-
-
-@definition
-def calcinosis(facts: PatientFacts) -> Finding:
-    """G0 (A1): an active calcinosis cutis, calciphylaxis or tumoral calcinosis Condition."""
-    evidence = []
-    for value_set in GATE_VALUE_SETS:
-        evidence.extend(condition_evidence(c, m) for c, m in facts.conditions_in(value_set))
-    return Finding(bool(evidence), tuple(evidence))
-
-
-@definition
-def gate_conditions(facts: PatientFacts) -> tuple[ConditionFact, ...]:
-    """The active Conditions that pass G0, each once."""
-    seen, out = set(), []
-    for value_set in GATE_VALUE_SETS:
-        for condition, _ in facts.conditions_in(value_set):
-            if condition.reference not in seen:
-                seen.add(condition.reference)
-                out.append(condition)
-    return tuple(out)
-
-
-@definition
-def calciphylaxis(facts: PatientFacts) -> Finding:
-    return facts.has_condition("calciphylaxis")
-
-
-@definition
-def tumoral_calcinosis(facts: PatientFacts) -> Finding:
-    return facts.has_condition("tumoral-calcinosis")
+__all__ = ["GATE_VALUE_SETS", "calcinosis", "calciphylaxis", "tumoral_calcinosis", "gate_conditions", "scope",
+           "calcinosis_described_as", "dystrophic_context"]
 
 
 @definition

@@ -1,7 +1,6 @@
 """What the patient's history shows: recurrent infections (decision A8) and recent specialist care.
 
-Used by: R15 (recurrent infection as an indication for excision), R17 and every referral (not suggested again when
-a referral or an encounter with the specialty is recent).
+Used by: R15 (recurrent infection), and by every referral through cards/referrals.py (recent specialist care).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The patient: age limits (decision A3 and the children's exclusions) and pregnancy (decision A9)."""
+"""The patient: age limits (decisions A3, A16 and the children's exclusions) and pregnancy (decision A9).
+
+Used by: R01, R08a, R09, R13, R20, R23.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,18 @@ def is_child(facts: PatientFacts) -> bool:
     """Under 18 by a known birth date (unknown age: not known to be a child; see age_under for safety checks)."""
     age = facts.age_years
     return age is not None and age < ADULT_AGE_YEARS
+
+
+@definition
+def paediatric(facts: PatientFacts) -> Finding:
+    """A16: under 18, or no birth date (the age cannot be shown to be adult). The article's treatment evidence is
+    from adults, so no card proposes a medication or a diet for these patients (cards/limits.py)."""
+    age = facts.age_years
+    if age is None:
+        return Finding(True, ({"birthDate": "unknown"},))
+    if age < ADULT_AGE_YEARS:
+        return Finding(True, ({"ageYears": round(age, 1)},))
+    return Finding(False)
 
 
 def age_under(facts: PatientFacts, years: float) -> bool | None:

@@ -9,13 +9,19 @@ names none). Nothing is ordered unless the clinician accepts it.
 
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, lab_order, rule
 
+from ..definitions import (
+    WORKUP_ANALYTES,
+    gate_conditions,
+    hypercalcemia,
+    hyperphosphatemia,
+    is_child,
+    lab_high,
+    metabolic_workup_missing,
+    renal_insufficiency,
+)
 from ..findings import cause_findings
-from ..definitions import gate_conditions, hypercalcemia, hyperphosphatemia, is_child, lab_high, renal_insufficiency
 from ..wording import bullet_list
 
-
-# Part A2 analytes whose absence in their look-back windows means no work-up was done.
-WORKUP_ANALYTES = ("calcium", "calcium-ionized", "calcium-corrected", "phosphate", "albumin", "creatinine", "egfr", "pth", "vitamin-d-25oh")
 WORKUP_TESTS = (
     ("17861-6", "Calcium [Mass/volume] in Serum or Plasma"),
     ("2777-1", "Phosphate [Mass/volume] in Serum or Plasma"),
@@ -33,6 +39,7 @@ WORKUP_TESTS = (
     article="When identified, the underlying problem should be corrected.",
     references=(23, 24),
     evidence_level="Expert recommendation of the article",
+    exclusions=("Laboratory results that could not be obtained are unknown, not absent: no work-up is proposed then",),
     trigger=(
         "Calcinosis and any of: high calcium, high phosphate, high PTH, renal insufficiency, a connective-tissue "
         "disease, hyperparathyroidism, hypervitaminosis D. With no calcium, phosphate, albumin, creatinine/eGFR, PTH "
@@ -54,7 +61,7 @@ def underlying_cause(facts, ctx):
     # "No work-up on file" only when the laboratory results were obtained: results that could not be fetched are
     # unknown, not absent, and proposing a work-up that was done would mislead.
     labs_unknown = bool(facts.data_missing("observations"))
-    workup_missing = not labs_unknown and not any(facts.latest_lab(analyte) for analyte in WORKUP_ANALYTES)
+    workup_missing = metabolic_workup_missing(facts)  # R04 reads it too, not to propose a creatinine twice (A13)
     if not found and not workup_missing:
         return None
 
@@ -63,7 +70,7 @@ def underlying_cause(facts, ctx):
     suggestions = []
     if workup_missing:
         actions = tuple(
-            Action("create", f"Order {display.split(' [')[0].split('/')[0]} ({code}) (proposal)",
+            Action("create", f"Order {display.split(' [')[0].split('/')[0]} (proposal)",
                    resource=lab_order(facts.patient_id, code, display, reasons))
             for code, display in WORKUP_TESTS
         )
@@ -74,26 +81,24 @@ def underlying_cause(facts, ctx):
         summary = f"Calcinosis cutis: treat the underlying cause ({names} detected)."
         if len(summary) > 139:
             summary = "Calcinosis cutis: treat the underlying cause (abnormal labs, renal or connective-tissue disease detected)."
-        detail = (
-            "The article: *\"When identified, the underlying problem should be corrected.\"* "
-            "These possible drivers of calcification were found in the record:\n\n" + bullet_list(evidence)
-        )
+        detail = ("Possible drivers of the calcification, to correct where they can be corrected:\n\n"
+                  + bullet_list(evidence))
         if workup_missing:
             detail += "\n\nNo calcium, phosphate, albumin, renal function, PTH or vitamin D result is on file in the look-back window."
         elif labs_unknown:
             detail += "\n\nThe laboratory results could not be obtained, so laboratory causes were not assessed."
     else:
         summary = "Calcinosis cutis without a recent metabolic work-up: check Ca, P, albumin, renal function, PTH, vitamin D."
-        detail = (
-            "The article: *\"When identified, the underlying problem should be corrected.\"* No calcium, phosphate, "
-            "albumin, creatinine/eGFR, PTH or 25-OH vitamin D result is on file within its look-back window "
-            "(90 days for Ca, P and albumin; 365 days for the others), so a metabolic cause cannot be excluded."
-        )
+        detail = ("No calcium, phosphate or albumin result in the last 90 days, and no creatinine, eGFR, PTH or 25-OH "
+                  "vitamin D in the last year, so a metabolic cause cannot be excluded.")
     if is_child(facts):
-        detail += ("\n\nThe patient is under 18: children's phosphate and calcium ranges are higher than adults', so "
-                   "only the laboratory's own range or flag is used to call a value high.")
+        detail += ("\n\nUnder 18: children's phosphate and calcium ranges are higher than adults', so only the "
+                   "laboratory's own range or flag is used to call a value high.")
     if workup_missing:
-        detail += "\n\nThe list of tests is an extrapolation: the article names none. Nothing is ordered unless you accept it."
+        detail += "\n\nThe list of tests is an extrapolation (the article names none); nothing is ordered unless you accept it."
+    finding = "+".join(name.replace(" ", "-") for name in found) if found else ""
+    if workup_missing:
+        finding = "+".join(x for x in (finding, "missing-workup") if x)
     return Recommendation(
         indicator="info",
         summary=summary,
@@ -102,4 +107,5 @@ def underlying_cause(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         findings=cause_findings(found),
+        finding=finding,
     )

@@ -10,7 +10,7 @@ gives none. A recorded skin infection or ulcer is flagged (clinical judgement, o
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, medication_proposal, rule
 
 from ..definitions import calcinosis_described_as, dystrophic_context, gate_conditions
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, inline_list
 
 
 TRIAMCINOLONE = ("10759", "triamcinolone")  # RxNorm ingredient, VERIFIED (S11)
@@ -21,28 +21,29 @@ TRIAMCINOLONE = ("10759", "triamcinolone")  # RxNorm ingredient, VERIFIED (S11)
     title="Intralesional corticosteroid",
     article="Intralesional corticosteroids may be beneficial because of their anti-inflammatory and inhibitory effects on fibroblast activity.",
     evidence_level="Not graded in the article (\"may be beneficial\"; no reference cited); variable benefit",
+    evidence_grade="Not graded",
     trigger=(
         "Calcinosis in a dystrophic context: the condition is called dystrophic, a connective-tissue disease is "
         "present, or the latest calcium and phosphate were measured and are not high"
     ),
     priority=62,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def intralesional_corticosteroid(facts, ctx):
     context = dystrophic_context(facts)
     if not context:
         return None
     evidence = list(context.evidence)
-    detail = (
-        "The article: *\"Intralesional corticosteroids may be beneficial because of their anti-inflammatory and "
-        "inhibitory effects on fibroblast activity.\"* The article gives no drug, dose or concentration; "
-        "triamcinolone acetonide is the usual choice and is an assumption here. " + OPTION_NOT_STANDARD +
-        "\n\nDystrophic context:\n\n" + bullet_list(evidence)
-    )
+    detail = ("An intralesional corticosteroid may help (anti-inflammatory; inhibits fibroblast activity). "
+              "Triamcinolone acetonide is the usual choice; the article gives no drug, dose or concentration. " +
+              OPTION_NOT_STANDARD + "\n\n**Dystrophic context:** " + inline_list(evidence) + ".")
+    brief = "Triamcinolone is usual; no dose is given."
     local = list(facts.has_condition("skin-infection").evidence) + list(facts.has_condition("skin-ulcer").evidence)
     local += list(calcinosis_described_as(facts, "calcinosis-ulcerated").evidence)
     if local:
-        detail += ("\n\n**Check the injection site:** a skin infection or ulceration is recorded; an injection is "
-                   "local trauma. " + OUTSIDE_ARTICLE + "\n\n" + bullet_list(local))
+        detail += (f"\n\n**Check the injection site:** {inline_list(local)} recorded; an injection is local trauma "
+                   f"{OUTSIDE_ARTICLE}.")
+        brief += f" Ulcer or infection recorded: check the site {OUTSIDE_ARTICLE}."
     proposal = medication_proposal(
         facts.patient_id,
         rxnorm=TRIAMCINOLONE,
@@ -60,5 +61,6 @@ def intralesional_corticosteroid(facts, ctx):
                                 key="intralesional-triamcinolone")],
         selection_behavior="at-most-one",
         group="treatment-options",
-        group_line="Intralesional corticosteroid (dystrophic calcinosis)",
+        group_line="Intralesional corticosteroid",
+        brief=brief,
     )

@@ -10,7 +10,7 @@ proposed again.
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, medication_proposal, rule
 
 from ..definitions import gate_conditions, renal_insufficiency, severe_renal_insufficiency
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, inline_list
 
 
 PROBENECID = ("8698", "probenecid")  # RxNorm ingredient, VERIFIED (S11)
@@ -21,25 +21,29 @@ PROBENECID = ("8698", "probenecid")  # RxNorm ingredient, VERIFIED (S11)
     title="Probenecid or colchicine",
     article="Probenecid and colchicine have been beneficial in some individuals.",
     evidence_level="Anecdotal (\"beneficial in some individuals\"; no reference cited)",
+    evidence_grade="Anecdotal",
+    exclusions=("Severe renal insufficiency: listed, no medication proposed",
+                "A drug the patient already takes is not proposed again"),
     trigger=(
         "Calcinosis (any patient in scope). With renal insufficiency: a renal caution; with severe renal "
         "insufficiency: no medication proposal"
     ),
     priority=70,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def probenecid_colchicine(facts, ctx):
     gate = [c.reference for c in gate_conditions(facts)]
-    detail = ("The article: *\"Probenecid and colchicine have been beneficial in some individuals.\"* No dose or "
-              "regimen is given. " + OPTION_NOT_STANDARD)
+    notes, brief = [], []  # what matters for this patient, on its own card and as its line on a grouped card
     evidence: list[dict] = []
     ri, severe = renal_insufficiency(facts), severe_renal_insufficiency(facts)
     if ri:
         evidence.extend({"flag": "renal insufficiency", **item} for item in ri.evidence)
-        detail += ("\n\n**Renal caution** " + OUTSIDE_ARTICLE + " Colchicine needs renal dose adjustment and has "
-                   "CYP3A4/P-glycoprotein interaction toxicity; probenecid loses efficacy at low GFR.\n\n"
-                   + bullet_list(list(ri.evidence)))
+        notes.append("Renal caution " + OUTSIDE_ARTICLE + ": colchicine needs renal dose adjustment and has "
+                     "CYP3A4/P-glycoprotein interaction toxicity; probenecid loses efficacy at low GFR.")
+        brief.append("Renal caution " + OUTSIDE_ARTICLE + ": adjust colchicine; probenecid weak at low GFR.")
         if severe:
-            detail += "\n\nSevere renal insufficiency: no medication is proposed."
+            notes.append("Severe renal insufficiency: no medication is proposed.")
+            brief.append("Not proposed: severe renal insufficiency.")
     taking = {}
     for name, value_set in (("probenecid", "med-probenecid"), ("colchicine", "med-colchicine")):
         found = facts.taking(value_set)
@@ -47,7 +51,12 @@ def probenecid_colchicine(facts, ctx):
             taking[name] = found
             evidence.extend({"flag": f"already taking {name}", **item} for item in found.evidence)
     if taking:
-        detail += "\n\nAlready taking: " + ", ".join(taking) + " (not proposed again)."
+        notes.append("Already taking " + " and ".join(taking) + " (not proposed again).")
+        brief.append(notes[-1])
+    detail = "Probenecid or colchicine have helped some patients; no dose or regimen is given. " + OPTION_NOT_STANDARD
+    if ri:
+        detail += f"\n\n**Renal insufficiency:** {inline_list(list(ri.evidence))}."
+    detail += "".join(f"\n\n{note}" for note in notes)
     suggestions = []
     if not severe:
         note = "No dose: the article gives none. Off-label for calcinosis cutis."
@@ -70,5 +79,6 @@ def probenecid_colchicine(facts, ctx):
         suggestions=suggestions,
         selection_behavior="at-most-one",
         group="treatment-options",
-        group_line="Probenecid or colchicine" + (" (renal caution)" if ri else ""),
+        group_line="Probenecid or colchicine",
+        brief=" ".join(brief) or None,
     )

@@ -10,12 +10,13 @@ each marker to the metal the antacid contains is a narrowing of the table's "any
 not make an aluminium-only antacid critical. R05 takes precedence over R04 (which never suggests an antacid in RI).
 """
 
-from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
+from cds_service.engine.authoring import PRODUCT_NAME, Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
 
 from ..findings import judged_orders
 from ..definitions import dialysis, lab_high, renal_insufficiency, severe_renal_insufficiency
+from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list, describe, medication_line
+from ..wording import OUTSIDE_ARTICLE, SUCRALFATE_NOTE, describe, inline_list, product_line, verify_ingredients
 
 
 MAGNESIUM_CRITICAL_MG_DL = 5.0  # clinical specification §1.3 and §3.13: critical >= 5 mg/dL
@@ -29,10 +30,6 @@ OVERRIDE_REASONS = [
     ("renal-data-incorrect", "Renal function data shown is incorrect or out of date"),
     ("benefit-outweighs-risk", "Benefit outweighs the risk for this patient"),
 ]
-ARTICLE = (
-    "Magnesium or aluminum antacids may be effective phosphate binders in patients with hyperphosphatemia. However, "
-    "the use of these agents in patients with renal insufficiency may result in magnesium or aluminum toxicity."
-)
 
 
 def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list[dict]]]:
@@ -45,7 +42,8 @@ def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list
         result = facts.latest_lab("magnesium")
         high = lab_high(facts, "magnesium")
         if result is not None and (result.value >= MAGNESIUM_CRITICAL_MG_DL or high):
-            basis = f">= {MAGNESIUM_CRITICAL_MG_DL:g} mg/dL" if result.value >= MAGNESIUM_CRITICAL_MG_DL else "above the upper limit"
+            basis = (f"at or above {MAGNESIUM_CRITICAL_MG_DL:g} mg/dL" if result.value >= MAGNESIUM_CRITICAL_MG_DL
+                     else "above the upper limit")
             reasons.append((f"serum magnesium {basis}", [{**result.evidence(), "assessment": basis}]))
         if marker := facts.has_condition("mg-toxicity-markers"):
             reasons.append(("hypermagnesemia documented", list(marker.evidence)))
@@ -69,10 +67,13 @@ def _escalation(facts, magnesium: bool, aluminium: bool) -> list[tuple[str, list
     title="Magnesium or aluminium antacid in renal insufficiency",
     article="...the use of these agents [magnesium or aluminum antacids] in patients with renal insufficiency may result in magnesium or aluminum toxicity.",
     evidence_level="Statement of the article (no reference cited)",
+    exclusions=("No renal insufficiency (renal function normal or unknown)",
+                "A draft order marked doNotPerform; on order-select, draft orders that are not selected"),
     trigger=(
         "A draft order (order-select: the selected one; order-sign: any) or, on patient-view, an active medication "
-        "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate (matched by "
-        "name: RxCUIs UNVERIFIED), and renal insufficiency (eGFR < 60, a CKD 3-5/renal failure condition, AKI, or "
+        "containing magnesium hydroxide/carbonate/oxide/trisilicate or aluminium hydroxide/carbonate, sucralfate "
+        "included (matched by name: RxCUIs UNVERIFIED; brand names such as Maalox only when no ingredient is named, "
+        "with 'verify the ingredients'), and renal insufficiency (eGFR < 60, a CKD 3-5/renal failure condition, AKI, or "
         "dialysis). Critical when RI is severe or on dialysis, Mg >= 5.0 mg/dL or above the upper limit, serum Al "
         "above 60 ng/mL on dialysis or the upper limit (7 ng/mL) otherwise, or E83.41 / M83.4 / T47.1X5 is documented"
     ),
@@ -113,20 +114,20 @@ def antacid_in_renal_insufficiency(facts, ctx):
                 suggestions.append(removal)
     monitoring = []
     if magnesium:
-        monitoring.append(MAGNESIUM_LAB + ("Order serum magnesium",))
+        monitoring.append(MAGNESIUM_LAB + ("Order serum magnesium", "serum magnesium"))
     if aluminium:
-        monitoring.append(ALUMINIUM_LAB + ("Order serum aluminium",))
-    for loinc, display, label in monitoring:
+        monitoring.append(ALUMINIUM_LAB + ("Order serum aluminium", "serum aluminium"))
+    for loinc, display, label, name in monitoring:
         suggestion, existing = lab_suggestion(facts, ctx, loinc, display, label, reasons)
         if suggestion:
             suggestions.append(suggestion)
         else:
-            already.append(f"{display} ({existing})")
+            already.append(f"{name} test")
     referral, existing = referral_unless_recent(facts, "nephrology", reasons, ctx=ctx)
     if referral:
         suggestions.append(referral)
     else:
-        already.append(f"nephrology referral ({existing})")
+        already.append("nephrology referral")
 
     metal = "magnesium/aluminum" if magnesium and aluminium else "magnesium" if magnesium else "aluminum"
     verb = "Review this medication." if ctx.hook == "patient-view" else "Reconsider this order."
@@ -136,37 +137,51 @@ def antacid_in_renal_insufficiency(facts, ctx):
     else:
         summary = f"Mg/Al antacid with renal insufficiency: risk of {metal} toxicity. {verb}"
 
-    what = "ordered" if ctx.hook != "patient-view" else "active on the record"
+    what = "Ordered" if ctx.hook != "patient-view" else "Active on the record"
+    shown = [describe(item) for item in ri.evidence]
     lines = [
-        f"The article: *\"{ARTICLE}\"*",
-        f"**Antacid {what}:**\n\n" + "\n".join(f"- {medication_line(fact)}" for fact, _ in meds.values()),
-        "**Renal insufficiency:**\n\n" + bullet_list(list(ri.evidence)),
+        f"**{what}:** " + "; ".join(product_line(fact) for fact, _ in meds.values()) + ".",
+        "**Renal insufficiency:** " + inline_list(list(ri.evidence)) + ".",
     ]
+    # A15: a product known by its brand name alone may hold either metal, or neither.
+    matches = mg_meds + al_meds
+    lines += [verify_ingredients(fact.text, match.matched) for fact, match in meds.values()
+              if all(m.by == PRODUCT_NAME for other, m in matches if other is fact)]
     if critical:
-        lines.append(
-            "**Critical because of:**\n\n"
-            + "\n".join(f"- {reason}: " + "; ".join(describe(item) for item in items) for reason, items in escalation)
-        )
+        # Each finding once (A20): a reason whose data the renal line already shows is named, not listed again.
+        reasons_text = []
+        for reason, items in escalation:
+            new = [line for line in dict.fromkeys(describe(item) for item in items) if line and line not in shown]
+            reasons_text.append("; ".join(new) if new else reason)
+        lines.append("**Critical:** " + "; ".join(reasons_text) + ".")
     lines.append(
-        "Consider, with nephrology, a phosphate binder without magnesium or aluminium; if this one is continued, "
-        "monitor serum magnesium and aluminium."
+        "Magnesium and aluminium accumulate in renal insufficiency. Consider, with nephrology, a phosphate binder "
+        "without magnesium or aluminium; if this one is continued, monitor serum magnesium and aluminium."
     )
     if aluminium:
         lines.append(
-            "Outside the article (S15, for clinical review): aluminium binders accumulate even when renal function is "
-            "only mildly reduced, and are usually limited to a few days; aluminium bone disease and encephalopathy are "
-            "the severe outcomes."
+            "Aluminium binders accumulate even when renal function is only mildly reduced and are usually limited to a "
+            "few days; aluminium bone disease and encephalopathy are the severe outcomes " + OUTSIDE_ARTICLE + "."
         )
+    if {fact.reference for fact, _ in facts.medications_in("med-sucralfate")} & meds.keys():
+        lines.append(SUCRALFATE_NOTE)
+    same_kind = []
+    if ctx.hook != "patient-view":
+        same_kind = active_of_same_kind(facts, ("med-magnesium-antacid", "med-aluminium-antacid"),
+                                        [fact for fact, _ in meds.values()])
+        if note := same_kind_note(same_kind, "a magnesium or aluminium antacid"):
+            lines.append(note)
     if already:
         lines.append("Already ordered or referred, so not suggested again: " + ", ".join(already) + ".")
+    where = "order" if ctx.hook != "patient-view" else "active"
     return Recommendation(
         indicator="critical" if critical else "warning",
         summary=summary,
         detail="\n\n".join(lines),
-        evidence=evidence,
+        evidence=evidence + same_kind_evidence(same_kind),
         suggestions=suggestions,
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
+        finding=f"{where}:{product_key([fact for fact, _ in meds.values()])}",
         orders=judged_orders(meds.values()),
     )
-

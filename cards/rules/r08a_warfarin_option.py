@@ -11,7 +11,7 @@ pregnancy or bleeding risk, the treatment-options card says why.
 from cds_service.engine.authoring import Recommendation, rule
 
 from ..definitions import calciphylaxis, dystrophic_context, pregnant
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, inline_list
 
 
 WARFARIN_VALUE_SET = "med-warfarin"  # defined by the order rules (terminology-medications.json)
@@ -23,11 +23,15 @@ WARFARIN_VALUE_SET = "med-warfarin"  # defined by the order rules (terminology-m
     article="Warfarin has shown benefit in some. Low-dose warfarin should not be used, as no benefit has been established.",
     references=(27,),
     evidence_level="Case series and reports (\"benefit in some\")",
+    evidence_grade="Case series and reports",
+    exclusions=("Calciphylaxis: warfarin is a reported risk factor (R08c takes precedence)", "Pregnancy",
+                "A bleeding disorder or current anticoagulation", "Warfarin already taken"),
     trigger=(
         "Calcinosis in a dystrophic or connective-tissue-disease context; never with calciphylaxis, pregnancy, a "
         "bleeding contraindication or current anticoagulation, or when warfarin is already taken"
     ),
     priority=72,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def warfarin_option(facts, ctx):
     context = dystrophic_context(facts)
@@ -38,19 +42,20 @@ def warfarin_option(facts, ctx):
     reasons = []
     in_calciphylaxis = calciphylaxis(facts)
     if in_calciphylaxis:
-        reasons.append(("calciphylaxis", "calciphylaxis: warfarin is a reported risk factor for calciphylaxis (VisualDx, S6)", in_calciphylaxis))
+        reasons.append(("calciphylaxis", "calciphylaxis, for which warfarin is a reported risk factor (VisualDx, outside the article)", in_calciphylaxis))
     pregnancy = pregnant(facts)
     if pregnancy:
-        reasons.append(("pregnancy", "pregnancy: warfarin is teratogenic " + OUTSIDE_ARTICLE, pregnancy))
+        reasons.append(("pregnancy", "pregnancy (warfarin is teratogenic; outside the article)", pregnancy))
     bleeding = facts.has_condition("bleeding-risk")
     if bleeding:
-        reasons.append(("bleeding risk", "bleeding risk: a bleeding disorder or current anticoagulation is recorded", bleeding))
+        reasons.append(("bleeding risk", "a recorded bleeding disorder or current anticoagulation", bleeding))
     if reasons:
         return Recommendation(
             indicator="info",
             summary="Warfarin not suggested: " + ", ".join(short for short, _, _ in reasons) + ".",
             detail="Warfarin (reported to benefit some patients with calcinosis cutis) is not suggested because of " +
                    "; ".join(long for _, long, _ in reasons) + ".",
+            brief="; ".join(long for _, long, _ in reasons) + ".",
             evidence=[{"withheldFor": short, **item} for short, _, f in reasons for item in f.evidence],
             group="treatment-options",
             group_line="Warfarin",
@@ -60,11 +65,11 @@ def warfarin_option(facts, ctx):
     return Recommendation(
         indicator="info",
         summary="Option: warfarin has benefited some patients with calcinosis cutis; low-dose warfarin is not recommended.",
-        detail=("The article: *\"Warfarin has shown benefit in some. Low-dose warfarin should not be used, as no benefit "
-                "has been established.\"* " + OPTION_NOT_STANDARD + " Nothing is proposed: the bleeding risk needs your "
-                "assessment, and the article gives no dose (only that low doses have no established benefit).\n\n"
-                "Context:\n\n" + bullet_list(evidence)),
+        detail=("Warfarin has benefited some patients with calcinosis cutis; low doses have no established benefit. " +
+                OPTION_NOT_STANDARD + " Nothing is proposed: the bleeding risk needs your assessment, and the article "
+                "gives no dose.\n\n**Context:** " + inline_list(evidence) + "."),
         evidence=evidence,
         group="treatment-options",
         group_line="Warfarin (not low dose)",
+        brief="Not proposed: weigh the bleeding risk.",
     )

@@ -18,7 +18,8 @@ from cds_service.engine.authoring import Recommendation, daily_dose_mg, delete_s
 
 from ..findings import judged_orders
 from ..definitions import GATE_VALUE_SETS
-from ..wording import medication_line
+from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
+from ..wording import medication_name
 
 
 OVERRIDE_REASONS = [
@@ -75,6 +76,10 @@ def _reason(fact, facts) -> tuple[str, list[dict]]:
     article="Low-dose warfarin should not be used, as no benefit has been established.",
     references=(27,),
     evidence_level="Statement of the article, ref [27]; 'low dose' is not defined there (threshold set by the clinical reviewer)",
+    evidence_grade="Statement of the article; \"low dose\" is a site setting",
+    exclusions=("A daily dose above the low-dose setting, or a dose that cannot be established",
+                "An order whose reason is something other than calcinosis (atrial fibrillation, venous thromboembolism...)",
+                "Calciphylaxis: the warfarin order is R08c's"),
     trigger=(
         "A draft warfarin order (RxNorm 11289/114194 or the verified SCDs, ATC B01AA03, or the name) with a daily "
         "dose at or below the low-dose setting (2 mg/day by default). Warning when its reason is calcinosis; info "
@@ -97,11 +102,15 @@ def low_dose_warfarin(facts, ctx):
             {**fact.evidence(match), "dailyDoseMg": round(dose, 3), "lowDoseThresholdMg": threshold},
             *reason_evidence,
         ]
+        name = _code_display(match, facts.terms)
         dose_line = (
-            f"- {medication_line(fact, _code_display(match, facts.terms))}: **{dose:g} mg/day**, at or below the low-dose threshold of {threshold:g} mg/day "
-            "(a setting chosen by the clinical reviewer: the article does not define \"low dose\")."
+            f"**Ordered:** {medication_name(fact, name)}: **{dose:g} mg/day**, at or below the low-dose threshold of "
+            f"{threshold:g} mg/day (a site setting: the article does not define \"low dose\")."
         )
-        quote = "The article: *\"Warfarin has shown benefit in some. Low-dose warfarin should not be used, as no benefit has been established.\"* [27]"
+        same_kind = active_of_same_kind(facts, ("med-warfarin",), [fact])
+        extra = [note] if (note := same_kind_note(same_kind, "warfarin")) else []
+        evidence += same_kind_evidence(same_kind)
+        finding = f"order:{product_key([fact])}:{reason}"
         if reason == "calcinosis":
             removal = delete_suggestion(fact, "low-dose warfarin for calcinosis")
             recommendations.append(
@@ -109,14 +118,16 @@ def low_dose_warfarin(facts, ctx):
                     indicator="warning",
                     summary="Low-dose warfarin has no established benefit in calcinosis cutis; reconsider dose or therapy.",
                     detail="\n\n".join([
-                        quote,
                         dose_line,
-                        "The order's reason is calcinosis. Reconsider the dose or the therapy; warfarin for "
-                        "calcinosis is off-label, and its bleeding risk needs the clinician's assessment.",
+                        "The order's reason is calcinosis, for which low-dose warfarin has no established benefit. "
+                        "Reconsider the dose or the therapy; warfarin for calcinosis is off-label, and its bleeding "
+                        "risk needs your assessment.",
+                        *extra,
                     ]),
                     evidence=evidence,
                     suggestions=[removal] if removal else [],
                     override_reasons=OVERRIDE_REASONS,
+                    finding=finding,
                     orders=judged_orders([fact]),
                 )
             )
@@ -130,13 +141,14 @@ def low_dose_warfarin(facts, ctx):
                     indicator="info",
                     summary="Low-dose warfarin ordered without a stated reason: if it is for calcinosis, no benefit has been established.",
                     detail="\n\n".join([
-                        quote,
                         dose_line,
                         why + " If this warfarin is meant for calcinosis, low doses have no established benefit. If it "
-                        "is for anticoagulation (atrial fibrillation, VTE), this note does not apply; adding the "
-                        "reason to the order avoids it.",
+                        "is for anticoagulation (atrial fibrillation, venous thromboembolism), this note does not "
+                        "apply; adding the reason to the order avoids it.",
+                        *extra,
                     ]),
                     evidence=evidence,
+                    finding=finding,
                     orders=judged_orders([fact]),
                 )
             )

@@ -1,12 +1,13 @@
 """R08c: warfarin is a reported risk factor for calciphylaxis (derived safety rule, from VisualDx, S6).
 
-Hooks as in the clinical specification: order-sign (the warfarin orders being signed) and patient-view (warfarin active on the record).
-Calciphylaxis needs SNOMED CT 237900002 or the word "calciphylaxis" (A1); E83.59 alone is too broad. Warning, with a
-nephrology referral (calciphylaxis mortality is high) unless one is already ordered or on record from the last 12
-months, and, on order-sign, an offer to remove the draft. It takes precedence over R08a (warfarin as a calcinosis
-option, patient-view) and over R08b (low-dose warfarin, whose draft this card already covers on order-sign).
-Other calciphylaxis risk factors that S6 names and the record shows (calcium-based binders, systemic corticosteroids)
-are listed in the card for context.
+On every hook (decision A21): on the order hooks the warfarin draft orders (order-select: the selected ones;
+order-sign: every one being signed), on patient-view warfarin active on the record. Calciphylaxis needs SNOMED CT
+237900002 or the word "calciphylaxis" (A1); E83.59 alone is too broad. Warning, with a nephrology referral
+(calciphylaxis mortality is high) unless one is already ordered or on record from the last 12 months, and, on an order
+hook, an offer to remove the draft. It takes precedence over R08a (warfarin as a calcinosis option) and over R08b
+(low-dose warfarin, whose draft this card already covers). Other calciphylaxis risk factors that S6 names and the
+record shows (calcium-based binders, systemic corticosteroids) are listed in the card for context. Its cards name
+their own source, VisualDx (A20).
 """
 
 import re
@@ -15,8 +16,10 @@ from cds_service.engine.authoring import Recommendation, condition_references, d
 
 from ..findings import judged_orders
 from ..definitions import calciphylaxis
+from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list, medication_line
+from ..sources import VISUALDX_CALCIPHYLAXIS
+from ..wording import inline_list, medication_line, product_line
 
 
 # Corticosteroid products that are not systemic (the names are shared with creams, inhalers, drops...).
@@ -51,16 +54,19 @@ def _other_risk_factors(facts) -> list:
     title="Warfarin in calciphylaxis",
     article="Derived safety rule: warfarin is a reported risk factor for calciphylaxis (VisualDx, S6).",
     evidence_level="Risk-factor listing of a clinical reference (VisualDx); not a treatment statement of the article",
+    evidence_grade="Risk-factor listing, not a treatment statement",
+    exclusions=("Calciphylaxis coded only as E83.59 (too broad)", "On order-select, draft orders that are not selected"),
     trigger=(
-        "Calciphylaxis (SNOMED CT 237900002 or the word; not E83.59 alone) and warfarin: a draft order being signed "
-        "(order-sign) or an active medication (patient-view)"
+        "Calciphylaxis (SNOMED CT 237900002 or the word; not E83.59 alone) and warfarin: a draft order (order-select: "
+        "the selected one; order-sign: any) or an active medication (patient-view)"
     ),
-    hooks=("order-sign", "patient-view"),
+    hooks=("order-select", "order-sign", "patient-view"),
     outside_article=(
         "Outside the article: this safety rule comes from VisualDx's calciphylaxis page (S6), which lists warfarin, "
         "calcium-based phosphate binders and systemic corticosteroids as risk factors; it takes precedence over the "
         "article's \"Warfarin has shown benefit in some\"."
     ),
+    source=VISUALDX_CALCIPHYLAXIS,
     suppresses=("R08a", "R08b"),
     priority=5,
 )
@@ -68,12 +74,14 @@ def warfarin_in_calciphylaxis(facts, ctx):
     in_calciphylaxis = calciphylaxis(facts)
     if not in_calciphylaxis:
         return None
-    if ctx.hook == "patient-view":
-        warfarin = facts.medications_in("med-warfarin", include_drafts=False)
-    else:
+    ordering = ctx.hook != "patient-view"
+    if ordering:
         warfarin = drafts_in(facts, ctx, "med-warfarin")
+    else:
+        warfarin = facts.medications_in("med-warfarin", include_drafts=False)
     if not warfarin:
         return None
+    products = [fact for fact, _ in warfarin]
 
     evidence = [fact.evidence(match) for fact, match in warfarin]
     evidence += [{"finding": "calciphylaxis", **item} for item in in_calciphylaxis.evidence]
@@ -81,37 +89,36 @@ def warfarin_in_calciphylaxis(facts, ctx):
     evidence += [{"finding": f"other risk factor: {label}", **fact.evidence(match)} for label, fact, match in others]
 
     suggestions = []
-    if ctx.hook != "patient-view":
-        suggestions += [s for s in (delete_suggestion(f, "warfarin in calciphylaxis") for f, _ in warfarin) if s]
+    if ordering:
+        suggestions += [s for s in (delete_suggestion(f, "warfarin in calciphylaxis") for f in products) if s]
     referral, existing = referral_unless_recent(facts, "nephrology", condition_references(in_calciphylaxis.evidence), ctx=ctx)
     if referral:
         suggestions.append(referral)
 
-    where = "Being ordered" if ctx.hook != "patient-view" else "Active on the record"
     lines = [
-        "VisualDx (S6) lists warfarin among the risk factors for calciphylaxis. Review whether this patient needs "
-        "warfarin, and discuss alternatives with nephrology; calciphylaxis mortality is high (60-87% per S6).",
-        f"**{where}:**\n\n" + "\n".join(f"- {medication_line(fact)}" for fact, _ in warfarin),
-        "**Calciphylaxis:**\n\n" + bullet_list(list(in_calciphylaxis.evidence)),
+        "VisualDx lists warfarin among the risk factors for calciphylaxis, whose mortality is high (60-87%). Review "
+        "whether this patient needs warfarin, and discuss alternatives with nephrology.",
+        ("**Ordered:** " if ordering else "**Active on the record:** ")
+        + "; ".join(product_line(fact) for fact in products) + ".",
+        "**Calciphylaxis:** " + inline_list(list(in_calciphylaxis.evidence)) + ".",
     ]
     if others:
-        lines.append(
-            "**Other calciphylaxis risk factors named by S6 on record or ordered:**\n\n"
-            + "\n".join(f"- {label}: {medication_line(fact)}" for label, fact, _ in others)
-        )
+        lines.append("**Other risk factors for calciphylaxis:** "
+                     + "; ".join(f"{label}, {medication_line(fact)}" for label, fact, _ in others) + ".")
+    same_kind = active_of_same_kind(facts, ("med-warfarin",), products) if ordering else []
+    if note := same_kind_note(same_kind, "warfarin"):
+        lines.append(note)
     if existing:
-        lines.append(f"A nephrology referral already exists ({existing}), so it is not suggested again.")
-    lines.append(
-        "The article's statement that warfarin has benefited some patients with calcinosis cutis does not apply "
-        "to calciphylaxis."
-    )
+        lines.append("A nephrology referral already exists, so it is not suggested again.")
+    lines.append("The article's \"warfarin has shown benefit in some\" does not apply to calciphylaxis.")
     return Recommendation(
         indicator="warning",
         summary="Warfarin is a reported risk factor for calciphylaxis; review need for warfarin in this patient.",
         detail="\n\n".join(lines),
-        evidence=evidence,
+        evidence=evidence + same_kind_evidence(same_kind),
         suggestions=suggestions,
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
+        finding=("order:" if ordering else "active:") + product_key(products),
         orders=judged_orders(warfarin),
     )

@@ -10,7 +10,7 @@ from cds_service.engine.authoring import Recommendation, condition_references, r
 
 from ..definitions import is_child
 from ..referrals import referral_unless_recent
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, inline_list, name_of
 
 
 @rule(
@@ -19,28 +19,30 @@ from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
     article="Rituximab and tumor necrosis factor inhibitors may be beneficial alternatives in patients with dermatomyositis.",
     references=(27,),
     evidence_level="Case series (\"may be beneficial alternatives\")",
+    evidence_grade="Case series",
+    exclusions=("Polymyositis or another connective-tissue disease without dermatomyositis",),
     trigger="Calcinosis and dermatomyositis (adult or juvenile; not polymyositis or other connective-tissue disease)",
     priority=64,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def dermatomyositis_biologics(facts, ctx):
     dm = facts.has_condition("dermatomyositis")
     if not dm:
         return None
     evidence = list(dm.evidence)
-    detail = ("The article: *\"Rituximab and tumor necrosis factor inhibitors may be beneficial alternatives in "
-              "patients with dermatomyositis.\"* " + OPTION_NOT_STANDARD + " No drug is proposed: discuss with "
-              "rheumatology.\n\n" + bullet_list(evidence) +
-              "\n\nBefore a biologic: screen for tuberculosis, hepatitis B and active infection " + OUTSIDE_ARTICLE)
+    notes = ["With rheumatology; screen for TB and hepatitis B first " + OUTSIDE_ARTICLE + "."]
     juvenile = facts.has_condition("juvenile-dermatomyositis")
     if juvenile or is_child(facts):
-        detail += "\n\n**Juvenile dermatomyositis / a child:** biologics only under a paediatric rheumatologist."
+        notes.append("In a child: a paediatric rheumatologist's decision.")
     taking = facts.taking("med-rituximab-or-tnf-inhibitor")
     if taking:
         evidence.extend({"flag": "already taking", **item} for item in taking.evidence)
-        detail += "\n\nAlready taking: " + ", ".join(i.get("text", i["reference"]) for i in taking.evidence) + "."
+        notes.append("Already taking " + "; ".join(name_of(i) or "a biologic" for i in taking.evidence) + ".")
     suggestion, existing = referral_unless_recent(facts, "rheumatology", condition_references(evidence))
     if existing:
-        detail += f"\n\nRheumatology already involved in the last 12 months ({existing}): discuss there."
+        notes.append("Rheumatology already involved in the last 12 months: discuss there.")
+    detail = ("Rituximab or a TNF inhibitor may be beneficial alternatives in dermatomyositis. " + OPTION_NOT_STANDARD +
+              " No drug is proposed.\n\n**Dermatomyositis:** " + inline_list(list(dm.evidence)) + ".\n\n" + " ".join(notes))
     return Recommendation(
         indicator="info",
         summary="Calcinosis with dermatomyositis: rituximab or a TNF inhibitor may be an alternative; discuss with rheumatology.",
@@ -49,5 +51,6 @@ def dermatomyositis_biologics(facts, ctx):
         suggestions=[suggestion] if suggestion else [],
         selection_behavior="at-most-one",
         group="treatment-options",
-        group_line="Rituximab or a TNF inhibitor (dermatomyositis)",
+        group_line="Rituximab or a TNF inhibitor",
+        brief=" ".join(notes),
     )

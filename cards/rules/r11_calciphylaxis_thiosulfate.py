@@ -12,7 +12,7 @@ from cds_service.engine.authoring import Recommendation, condition_references, r
 
 from ..definitions import calciphylaxis
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list
+from ..wording import inline_list, name_of
 
 
 # Risk factors of calciphylaxis (S6); their medication value sets are the order rules' (terminology-medications.json).
@@ -30,6 +30,7 @@ RISK_FACTOR_VALUE_SETS = (
              "cases of calciphylaxis. It would be considered off-label and experimental therapy."),
     references=(31,),
     evidence_level="Case series and reports; off-label and experimental (article)",
+    exclusions=("Calciphylaxis coded only as E83.59 (too broad)",),
     trigger=("An active calciphylaxis Condition: SNOMED CT 237900002 or the word calciphylaxis (never ICD-10-CM "
              "E83.59 alone)"),
     priority=15,
@@ -39,23 +40,24 @@ def calciphylaxis_thiosulfate(facts, ctx):
     if not found:
         return None
     evidence = list(found.evidence)
-    detail = ("The article: *\"Use of intravenous sodium thiosulfate should be considered as it has been shown to be "
-              "effective in many cases of calciphylaxis. It would be considered off-label and experimental "
-              "therapy.\"* Decide with nephrology and follow the institution's protocol; no order is proposed here "
-              "(off-label, and the article gives no dose).\n\n" + bullet_list(evidence) +
-              "\n\nCalciphylaxis mortality is high. Reported risk factors (VisualDx, outside the article): "
-              "calcium-based phosphate binders, warfarin and systemic corticosteroids.")
+    detail = ("Consider intravenous sodium thiosulfate, off-label and experimental, decided with nephrology under the "
+              "institution's protocol; no order is proposed (the article gives no dose). Calciphylaxis mortality is "
+              "high.\n\n**Calciphylaxis:** " + inline_list(evidence) + ".")
     taking = []
     for label, value_set in RISK_FACTOR_VALUE_SETS:
         if facts.has_value_set(value_set):
             for item in facts.taking(value_set).evidence:
-                taking.append(label)
+                taking.append(f"{label} ({name_of(item) or 'on record'})")
                 evidence.append({"flag": f"calciphylaxis risk factor: {label}", **item})
     if taking:
-        detail += "\n\n**The patient takes " + ", ".join(dict.fromkeys(taking)) + ":** review whether it is needed."
+        detail += ("\n\n**Takes a reported risk factor for calciphylaxis** (VisualDx, outside the article): "
+                   + "; ".join(dict.fromkeys(taking)) + ". Review whether it is needed.")
+    else:
+        detail += ("\n\nReported risk factors (VisualDx, outside the article): calcium-based phosphate binders, "
+                   "warfarin, systemic corticosteroids.")
     suggestion, existing = referral_unless_recent(facts, "nephrology", condition_references(evidence))
     if existing:
-        detail += f"\n\nNephrology already involved in the last 12 months ({existing})."
+        detail += "\n\nNephrology already involved in the last 12 months."
     return Recommendation(
         indicator="warning",
         summary="Calciphylaxis: consider IV sodium thiosulfate (off-label/experimental) with nephrology.",

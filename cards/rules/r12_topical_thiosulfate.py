@@ -10,7 +10,7 @@ Information only: off-label, compounding needed, and 25% is the only parameter g
 from cds_service.engine.authoring import Recommendation, codeable_concepts, condition_evidence, rule
 
 from ..definitions import calcinosis_described_as, gate_conditions, tumoral_calcinosis
-from ..wording import OPTION_NOT_STANDARD, bullet_list
+from ..wording import OPTION_NOT_STANDARD, inline_list
 
 
 def _sites(condition) -> set[str]:
@@ -41,9 +41,12 @@ def ulcer_at_calcinosis_site(facts):
              "intralesional sodium thiosulfate 25%."),
     references=(32, 33, 34, 35),
     evidence_level="Case reports only",
+    evidence_grade="Case reports",
+    exclusions=("An ulcer at a body site that no calcinosis Condition shares",),
     trigger=("Tumoral calcinosis (the words), or ulcerated calcinosis: the calcinosis condition says ulcerated, or an "
              "active skin ulcer (L98.4x, L97.x, SNOMED 46742003) at a calcinosis site"),
     priority=68,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def topical_thiosulfate(facts, ctx):
     tumoral = tumoral_calcinosis(facts)
@@ -52,17 +55,19 @@ def topical_thiosulfate(facts, ctx):
         return None
     evidence = list(tumoral.evidence) + ulcer
     kinds = " and ".join(k for k, present in (("tumoral calcinosis", tumoral), ("ulceration", ulcer)) if present)
-    detail = ("The article: *\"Reports suggest that ulcerative calcinosis cutis and tumoral calcinosis may respond to "
-              "topical or intralesional sodium thiosulfate 25%.\"* Off-label; a topical preparation must be "
-              "compounded; 25% is the only parameter given. " + OPTION_NOT_STANDARD + f"\n\nFound ({kinds}):\n\n" +
-              bullet_list(evidence))
+    brief = f"For {kinds}."
     if ulcer and not tumoral:
-        detail += "\n\nConfirm that the ulcer is at a calcinosis site."
+        brief += " Confirm the ulcer is at a calcinosis site."
+    detail = ("Ulcerative calcinosis cutis and tumoral calcinosis may respond to topical or intralesional sodium "
+              "thiosulfate 25%. " + OPTION_NOT_STANDARD + " A topical preparation must be compounded; 25% is the "
+              "only parameter given.\n\n**Found:** " + inline_list(evidence) + "." +
+              ("\n\nConfirm that the ulcer is at a calcinosis site." if ulcer and not tumoral else ""))
     return Recommendation(
         indicator="info",
         summary="Ulcerative or tumoral calcinosis: topical/intralesional sodium thiosulfate 25% may help (case reports).",
         detail=detail,
         evidence=evidence,
         group="treatment-options",
-        group_line="Topical or intralesional sodium thiosulfate 25% (" + kinds + ")",
+        group_line="Sodium thiosulfate 25%, topical or intralesional",
+        brief=brief,
     )

@@ -14,7 +14,7 @@ list that could not be obtained. Not proposed again when the patient already tak
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, medication_proposal, rule
 
 from ..definitions import age_under, pregnant
-from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, bullet_list
+from ..wording import OPTION_NOT_STANDARD, OUTSIDE_ARTICLE, inline_list
 
 
 MINOCYCLINE_50 = ("197985", "minocycline 50 MG Oral Capsule")  # RxNorm SCD, VERIFIED (S2)
@@ -30,9 +30,14 @@ MINIMUM_AGE = 8.0
              "1-7 months in 8 of the patients."),
     references=(36,),
     evidence_level="Open-label case series (n=9), Robertson 2003 Ann Rheum Dis",
+    evidence_grade="Series of 9",
+    exclusions=("Pregnancy", "Age under 8 years, or unknown", "An allergy or intolerance to a tetracycline, or an "
+                "allergy list that could not be obtained", "Localized scleroderma (morphea)",
+                "Minocycline already taken (listed, not proposed again)"),
     trigger=("Calcinosis and systemic sclerosis (limited cutaneous M34.1 preferred; any M34.x; SNOMED 89155008). "
              "Withheld in pregnancy, under 8 years (or unknown age), with a tetracycline allergy or no allergy list"),
     priority=63,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def minocycline(facts, ctx):
     ssc = facts.has_condition("systemic-sclerosis")
@@ -59,27 +64,28 @@ def minocycline(facts, ctx):
             indicator="info",
             summary="Minocycline not suggested: " + ", ".join(short for short, _, _ in withheld) + ".",
             detail=("Minocycline (50-100 mg/day improved calcinosis in 8 of 9 patients with limited systemic sclerosis) "
-                    "is not suggested because " + "; ".join(why for _, why, _ in withheld) + ". " + OUTSIDE_ARTICLE),
+                    "is not suggested because " + "; ".join(why for _, why, _ in withheld) + " " + OUTSIDE_ARTICLE + "."),
+            brief="; ".join(why for _, why, _ in withheld) + " " + OUTSIDE_ARTICLE + ".",
             evidence=evidence + [{"withheldFor": short, **item} for short, _, items in withheld for item in items],
             group="treatment-options",
             group_line="Minocycline",
             withheld=True,
         )
 
-    detail = ("The article: *\"Nine patients with cutaneous calcification associated with limited systemic sclerosis "
-              "were treated with 50-100 mg/day of minocycline. Improvement was noted within 1-7 months in 8 of the "
-              "patients. Although lesional size was only moderately improved, ulceration and inflammation were "
-              "markedly reduced.\"* (Robertson 2003, open-label, n=9.) " + OPTION_NOT_STANDARD +
-              "\n\n" + bullet_list(evidence))
+    brief = "8 of 9 improved in limited SSc; may stain deposits blue-black."
     if not limited:
-        detail += "\n\nThe series was in *limited* systemic sclerosis; this patient's systemic sclerosis is not coded as limited."
-    detail += ("\n\nMinocycline can discolour the deposits blue-black (Robertson 2003). Tetracycline-class cautions "
-               "(pregnancy, children under 8, allergy) were checked " + OUTSIDE_ARTICLE)
+        brief += " SSc not coded as limited."
+    detail = ("Minocycline 50-100 mg/day. " + OPTION_NOT_STANDARD + "\n\n**Systemic sclerosis:** " +
+              inline_list(evidence) + ".\n\nIn an open-label series of 9 patients with limited systemic sclerosis, 8 "
+              "improved within 1 to 7 months (ulceration and inflammation more than size). It can stain the deposits "
+              "blue-black." + (" This patient's systemic sclerosis is not coded as limited." if not limited else "") +
+              " Pregnancy, age under 8 and tetracycline allergy were checked " + OUTSIDE_ARTICLE + ".")
     taking = facts.taking("med-minocycline")
     suggestions = []
     if taking:
         evidence.extend({"flag": "already taking minocycline", **item} for item in taking.evidence)
-        detail += "\n\nThe patient already takes minocycline: not proposed again."
+        detail += "\n\nAlready taking minocycline: not proposed again."
+        brief += " Already taking it."
     else:
         resource = medication_proposal(
             facts.patient_id,
@@ -100,5 +106,6 @@ def minocycline(facts, ctx):
         suggestions=suggestions,
         selection_behavior="at-most-one",
         group="treatment-options",
-        group_line="Minocycline 50-100 mg/day (systemic sclerosis)",
+        group_line="Minocycline 50-100 mg/day",
+        brief=brief,
     )

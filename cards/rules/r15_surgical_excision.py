@@ -12,10 +12,10 @@ from cds_service.engine.authoring import Recommendation, condition_references, r
 
 from ..definitions import calcinosis_described_as, recurrent
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list
+from ..wording import inline_list
 
 
-CAUTION = ("Surgical trauma may stimulate calcification – treat a test site before large excision; recurrence is "
+CAUTION = ("Surgical trauma may stimulate calcification: treat a test site before any large excision; recurrence is "
            "common.")
 SURGEONS = ("plastic-surgery", "dermatology", "hand-surgery", "general-surgery")
 
@@ -39,18 +39,22 @@ def indications(facts) -> dict:
              "Because surgical trauma may stimulate calcification, initially treat a test site before pursuing a large "
              "excision. Recurrence is common after excision."),
     evidence_level="Expert recommendation of the article (no reference cited)",
+    evidence_grade="Expert recommendation",
+    exclusions=("A single skin infection in 12 months", "A surgical or dermatology referral in the last 12 months: "
+                "listed, no referral proposed"),
     trigger=("Calcinosis and any of: a skin ulcer (or ulcerated calcinosis), two or more skin infections in 12 months, "
              "pain (or painful calcinosis), a joint contracture or stiffness"),
     priority=40,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def surgical_excision(facts, ctx):
     found = indications(facts)
     if not found:
         return None
     evidence = [{"indication": name, **item} for name, items in found.items() for item in items]
-    detail = ("The article: *\"Indications for surgical removal include pain, recurrent infection, ulceration, and "
-              "functional impairment.\"*\n\n**" + CAUTION + "** Do not start with a large primary excision.\n\n" +
-              "\n\n".join(f"*{name.capitalize()}:*\n\n{bullet_list(items)}" for name, items in found.items()))
+    detail = ("**" + CAUTION + "**\n\n" +
+              "\n".join(f"- *{name.capitalize()}:* {inline_list(items)}" for name, items in found.items()))
+    brief = CAUTION
     reasons = condition_references(evidence)
     suggestions, existing = [], []
     for specialty in SURGEONS:
@@ -61,7 +65,8 @@ def surgical_excision(facts, ctx):
             suggestions.append(suggestion)
     if existing:
         suggestions = []
-        detail += "\n\nA surgical or dermatology referral was made in the last 12 months (" + ", ".join(existing) + ")."
+        detail += "\n\nA surgical or dermatology referral was made in the last 12 months."
+        brief += " A surgical or dermatology referral was made in the last 12 months."
     summary = "Calcinosis with " + "/".join(found) + ": surgical excision may be indicated; test a small site first."
     if len(summary) >= 140:
         summary = "Calcinosis with pain/infection/ulceration/impairment: surgical excision may be indicated; test a small site first."
@@ -73,5 +78,6 @@ def surgical_excision(facts, ctx):
         suggestions=suggestions,
         selection_behavior="at-most-one",
         group="procedures",
-        group_line="Surgical excision (" + ", ".join(found) + "); test a site first",
+        group_line="Surgical excision for " + ", ".join(found),
+        brief=brief,
     )

@@ -10,7 +10,7 @@ local ESWL/ESWT service by text (no verified SNOMED CT code); never presented as
 from cds_service.engine.authoring import Action, Recommendation, Suggestion, condition_references, referral_by_text, rule
 
 from ..definitions import calcinosis_described_as
-from ..wording import bullet_list
+from ..wording import inline_list
 
 
 ESWT_REFERRAL = "Referral to the local extracorporeal shock wave therapy (ESWL/ESWT) service for painful calcinosis cutis"
@@ -24,9 +24,11 @@ ESWT_REFERRAL = "Referral to the local extracorporeal shock wave therapy (ESWL/E
              "calcification was minimal, the patient's associated pain was completely relieved."),
     references=(38, 39),
     evidence_level="Anecdotal (case reports)",
+    exclusions=("No pain", "No dermatomyositis, systemic sclerosis or venous insufficiency"),
     trigger=("Calcinosis with dermatomyositis, systemic sclerosis or venous insufficiency, and pain (R52, G89.x, "
              "M79.6x, or painful calcinosis)"),
     priority=45,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def shock_wave_lithotripsy(facts, ctx):
     context = [f for f in (facts.has_condition("dermatomyositis"), facts.has_condition("systemic-sclerosis"),
@@ -37,10 +39,10 @@ def shock_wave_lithotripsy(facts, ctx):
     if not pain:
         return None
     evidence = [item for f in context for item in f.evidence] + [{"indication": "pain", **item} for item in pain]
-    detail = ("The article: *\"Electric shock wave lithotripsy is anecdotally successful in treating calcinosis cutis "
-              "associated with dermatomyositis, as well as venous insufficiency and scleroderma. Although reduction in "
-              "the size of the calcification was minimal, the patient's associated pain was completely relieved.\"* "
-              "Anecdotal evidence; it relieves pain and is not curative.\n\n" + bullet_list(evidence))
+    brief = "Relieves pain; not curative."
+    detail = ("Extracorporeal shock wave lithotripsy has anecdotally relieved the pain of calcinosis cutis in "
+              "dermatomyositis, scleroderma and venous insufficiency; the deposits barely shrank, so it is not "
+              "curative.\n\n**Found:** " + inline_list(evidence) + ".")
     resource = referral_by_text(facts.patient_id, ESWT_REFERRAL, condition_references(evidence),
                                 note="Anecdotal benefit on pain only; size reduction is minimal. Not curative.")
     return Recommendation(
@@ -53,5 +55,6 @@ def shock_wave_lithotripsy(facts, ctx):
                                 key="referral-eswt")],
         selection_behavior="at-most-one",
         group="procedures",
-        group_line="Shock wave lithotripsy for pain (anecdotal)",
+        group_line="Shock wave lithotripsy for pain",
+        brief=brief,
     )

@@ -11,7 +11,7 @@ from cds_service.engine.authoring import Recommendation, rule
 
 from ..definitions import hyperphosphatemia, renal_insufficiency
 from ..diet import diet_suggestions
-from ..wording import bullet_list
+from ..wording import inline_list
 
 
 RENAL_DIET = ("33489005", "Renal disease diet")  # VERIFIED display (S7)
@@ -23,6 +23,8 @@ PHOSPHORUS = ("30820000", "Phosphorus")  # nutrient modifier, VERIFIED display (
     title="Phosphorus-restricted diet in hyperphosphatemia",
     article="Restrict dietary phosphorous when hyperphosphatemia is present.",
     evidence_level="Expert recommendation of the article; dietary alteration is of minor benefit in most cases",
+    evidence_grade="Expert recommendation; minor benefit",
+    exclusions=("Hyperphosphatemia coded E83.39 alone, or a diagnosis a recent normal phosphate contradicts",),
     trigger=(
         "Calcinosis and hyperphosphatemia: the latest phosphate (90 days) is above the lab's range, flagged high, or "
         "above 4.5 mg/dL (1.45 mmol/L) in an adult; or a hyperphosphatemia diagnosis (not E83.39 alone) that no "
@@ -35,16 +37,15 @@ def phosphorus_diet(facts, ctx):
     if not high:
         return None
     ckd = renal_insufficiency(facts)
-    detail = (
-        "The article: *\"Restrict dietary phosphorous when hyperphosphatemia is present.\"* It calls the benefit of "
-        "dietary change minor in most cases, and gives no numeric limit.\n\n" + bullet_list(list(high.evidence))
-    )
+    brief = f"For {inline_list(list(high.evidence))}. No numeric limit is given."
     if ckd:
-        detail += "\n\nRenal insufficiency is present: coordinate the diet with nephrology."
+        brief += " Renal insufficiency: coordinate with nephrology."
     suggestions, dietitian_note = diet_suggestions(
         facts, diet="phosphorus-restricted", diet_code=RENAL_DIET if ckd else None, nutrient=PHOSPHORUS, key="diet-phosphorus"
     )
-    detail += dietitian_note
+    if dietitian_note:
+        brief += " " + dietitian_note
+    detail = "Restrict dietary phosphorus while hyperphosphatemia is present (minor benefit in most cases). " + brief
     return Recommendation(
         indicator="info",
         summary="Hyperphosphatemia: consider a phosphorus-restricted diet (minor benefit in most cases).",
@@ -54,4 +55,5 @@ def phosphorus_diet(facts, ctx):
         selection_behavior="any",
         group="diet",
         group_line="Phosphorus-restricted diet for hyperphosphatemia",
+        brief=brief,
     )

@@ -12,7 +12,7 @@ from cds_service.engine.authoring import Recommendation, rule
 
 from ..definitions import calcium_above, hypercalcemia
 from ..diet import diet_suggestions
-from ..wording import bullet_list
+from ..wording import inline_list
 
 
 CRITICAL_MG_DL = 12.0
@@ -23,6 +23,9 @@ CRITICAL_MG_DL = 12.0
     title="Calcium-restricted diet in hypercalcemia (critical calcium: urgent review)",
     article="Restrict dietary calcium intake when hypercalcemia is present.",
     evidence_level="Expert recommendation of the article; dietary alteration is of minor benefit in most cases",
+    evidence_grade="Expert recommendation; minor benefit",
+    exclusions=("A hypercalcemia diagnosis that a recent normal calcium contradicts",
+                "Calcium above 12 mg/dL: no diet; a warning for urgent review instead"),
     trigger=(
         "Calcinosis and hypercalcemia: ionized, corrected or total calcium (90 days) above the lab's range, flagged "
         "high, or above the adult default; or a hypercalcemia diagnosis no recent calcium contradicts. Warning when "
@@ -37,21 +40,22 @@ def calcium_diet(facts, ctx):
         return Recommendation(
             indicator="warning",
             summary=f"Calcium {value['value']:g} mg/dL (critical, >12.0) with calcinosis: urgent clinician review; diet is not the treatment.",
-            detail=("**Critical value:** calcium above 12.0 mg/dL needs urgent review of its cause and treatment, "
-                    "following the local critical-results protocol. The article's advice to restrict dietary calcium "
-                    "in hypercalcemia is of minor benefit and is no treatment for severe hypercalcemia, so no diet is "
-                    "proposed here.\n\n" + bullet_list(list(critical.evidence))),
+            detail=("**Critical value:** " + inline_list(list(critical.evidence)) + ". Calcium above 12 mg/dL needs "
+                    "urgent review of its cause and treatment, following the local critical-results protocol. "
+                    "Restricting dietary calcium is no treatment for severe hypercalcemia, so no diet is proposed."),
             evidence=list(critical.evidence),
+            finding="critical-calcium",
         )
     high = hypercalcemia(facts)
     if not high:
         return None
-    detail = ("The article: *\"Restrict dietary calcium intake when hypercalcemia is present.\"* It calls the benefit "
-              "of dietary change minor in most cases. Evaluate the cause of the hypercalcemia first: not every cause "
-              "benefits from calcium restriction (reviewer's note).\n\n" + bullet_list(list(high.evidence)))
+    brief = (f"For {inline_list(list(high.evidence))}. Evaluate the cause first: not every cause benefits from "
+             "calcium restriction.")
     # No low-calcium diet code or calcium nutrient code was verified (clinical specification §1.5): the proposal is text-only.
     suggestions, dietitian_note = diet_suggestions(facts, diet="calcium-restricted", diet_code=None, nutrient=None, key="diet-calcium")
-    detail += dietitian_note
+    if dietitian_note:
+        brief += " " + dietitian_note
+    detail = "Restrict dietary calcium while hypercalcemia is present (minor benefit in most cases). " + brief
     return Recommendation(
         indicator="info",
         summary="Hypercalcemia: consider dietary calcium restriction; evaluate the cause (minor benefit for calcinosis).",
@@ -60,5 +64,7 @@ def calcium_diet(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         group="diet",
-        group_line="Calcium-restricted diet for hypercalcemia (evaluate the cause)",
+        group_line="Calcium-restricted diet for hypercalcemia",
+        brief=brief,
+        finding="hypercalcemia",
     )

@@ -11,7 +11,7 @@ from cds_service.engine.authoring import Recommendation, rule
 
 from ..definitions import is_child, pregnant
 from ..referrals import referral_unless_recent
-from ..wording import OUTSIDE_ARTICLE, bullet_list
+from ..wording import OUTSIDE_ARTICLE
 
 
 @rule(
@@ -21,9 +21,12 @@ from ..wording import OUTSIDE_ARTICLE, bullet_list
              "accumulation of ketoacids, the metabolic product of fatty acids, may lower tissue pH and prevent "
              "crystallization."),
     evidence_level="Theoretical (article: \"may be helpful in some individuals\")",
+    evidence_grade="Theoretical",
+    exclusions=("A dietitian referral or dietetic encounter in the last 12 months",),
     trigger=("Calcinosis (any patient in scope), unless a dietitian was referred or seen in the last 12 months. "
              "Flags pregnancy, SGLT2 inhibitors, children and lipid disorders"),
     priority=90,
+    in_calciphylaxis_alone=False,  # A17: an option for dystrophic calcinosis, not calciphylaxis
 )
 def ketogenic_diet(facts, ctx):
     dietitian, existing = referral_unless_recent(facts, "dietitian")
@@ -39,21 +42,21 @@ def ketogenic_diet(facts, ctx):
                       ({"ageYears": round(facts.age_years, 1)},)))
     if (lipids := facts.has_condition("lipid-disorder")):
         flags.append(("lipid disorder", "a lipid disorder is recorded: a high-fat diet may worsen it", lipids.evidence))
-    detail = ("The article: *\"A ketogenic diet that stresses the consumption of free fatty acids may be helpful in some "
-              "individuals. An accumulation of ketoacids ... may lower tissue pH and prevent crystallization.\"* The "
-              "benefit is theoretical. Only a dietitian should plan it; nothing is ordered.")
+    brief = "Only a dietitian should plan it; nothing is ordered."
     evidence: list[dict] = [{"basis": "every patient with calcinosis cutis (low priority)"}]
     if flags:
-        detail += ("\n\n**Cautions** " + OUTSIDE_ARTICLE + "\n\n" + "\n".join(f"- {why}" for _, why, _ in flags) +
-                   "\n\n" + bullet_list([item for _, _, items in flags for item in items if "reference" in item or "analyte" in item]))
+        brief += " **Cautions** " + OUTSIDE_ARTICLE + ": " + "; ".join(why for _, why, _ in flags) + "."
         evidence = [{"flag": name, **item} for name, _, items in flags for item in items]
+    detail = ("A ketogenic diet, rich in free fatty acids, may help some patients: ketoacids may lower tissue pH "
+              "(theoretical). " + brief)
     return Recommendation(
         indicator="info",
         summary="A ketogenic diet may help some patients with calcinosis cutis (theoretical: lowers tissue pH).",
-        detail=detail.rstrip(),
+        detail=detail,
         evidence=evidence,
         suggestions=[dietitian] if dietitian else [],
         selection_behavior="at-most-one",
         group="diet",
-        group_line="Ketogenic diet (theoretical)" + (" – cautions: " + ", ".join(n for n, _, _ in flags) if flags else ""),
+        group_line="Ketogenic diet",
+        brief=brief,
     )

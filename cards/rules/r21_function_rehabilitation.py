@@ -10,7 +10,7 @@ from cds_service.engine.authoring import Recommendation, condition_references, r
 
 from ..definitions import calcinosis_described_as
 from ..referrals import referral_unless_recent
-from ..wording import bullet_list
+from ..wording import inline_list
 
 
 @rule(
@@ -19,6 +19,7 @@ from ..wording import bullet_list
     article=("Activity is affected only if the calcified plaques and/or nodules are large enough to restrict joint "
              "mobility or cause ischemia and/or ulceration."),
     evidence_level="Expert recommendation of the article (no reference cited)",
+    evidence_grade="Expert recommendation",
     trigger=("Calcinosis and a joint contracture or stiffness (M24.5x, M25.6x), a skin ulcer (or ulcerated calcinosis), "
              "or ischemia of skin or an extremity"),
     priority=50,
@@ -33,19 +34,19 @@ def function_rehabilitation(facts, ctx):
     if not found:
         return None
     evidence = [{"indication": name, **item} for name, items in found.items() for item in items]
-    detail = ("The article: *\"Activity is affected only if the calcified plaques and/or nodules are large enough to "
-              "restrict joint mobility or cause ischemia and/or ulceration.\"* Assess function; physiotherapy or "
-              "occupational therapy may help. No other activity restriction is needed.\n\n" +
-              "\n\n".join(f"*{name.capitalize()}:*\n\n{bullet_list(items)}" for name, items in found.items()))
     suggestions, existing = [], []
     for specialty in ("physiotherapy", "occupational-therapy"):
         suggestion, recent = referral_unless_recent(facts, specialty, condition_references(evidence))
         if suggestion:
             suggestions.append(suggestion)
         else:
-            existing.append(recent)
-    if existing:
-        detail += "\n\nAlready referred in the last 12 months: " + ", ".join(existing) + "."
+            existing.append(specialty.replace("-", " "))
+    already = f" Already referred in the last 12 months: {', '.join(existing)}." if existing else ""
+    brief = "Assess function; no other activity restriction is needed." + already
+    detail = ("Calcified plaques or nodules affect activity when they restrict joint mobility or cause ischemia or "
+              "ulceration.\n\n" + "\n".join(f"- *{name.capitalize()}:* {inline_list(items)}" for name, items in found.items())
+              + "\n\nAssess function; physiotherapy or occupational therapy may help. No other activity restriction is "
+              "needed." + already)
     return Recommendation(
         indicator="info",
         summary="Calcinosis restricting joint motion or causing ulceration/ischemia: assess function; consider PT/OT.",
@@ -55,4 +56,5 @@ def function_rehabilitation(facts, ctx):
         selection_behavior="any",
         group="procedures",
         group_line="Physiotherapy or occupational therapy (" + ", ".join(found) + ")",
+        brief=brief,
     )

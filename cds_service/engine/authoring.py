@@ -13,11 +13,14 @@ from cds_service.record.facts import once_per_call as definition
 from cds_service.record.fhir_values import codeable_concepts, concept_text
 from cds_service.record.labs import LabResult
 from cds_service.record.medications import MedicationFact, daily_dose_mg, product_strength_mg
-from cds_service.record.terminology import Match, Terminology, load_terminology
+from cds_service.record.mentions import AFFIRMED, NEGATED, UNCERTAIN, Cue, Mention, MentionRules, read_mentions, status_of
+from cds_service.record.terminology import PRODUCT_NAME, Match, Terminology, load_terminology
 
 from .drafts import condition_references, delete_suggestion, draft_has_service, drafts_in, lab_suggestion, orders_under_review
 from .proposals import diet_order, lab_order, medication_proposal, referral, referral_by_text
 from .rules import (
+    CONFIRMED,
+    PROVISIONAL,
     Action,
     Context,
     FindingKey,
@@ -25,9 +28,12 @@ from .rules import (
     Group,
     Knowledge,
     Link,
+    ProposalLimit,
+    ProposalPolicy,
     Recommendation,
     Rule,
     RuleSettings,
+    Scope,
     Source,
     Suggestion,
     catalogue_order,
@@ -39,10 +45,15 @@ __all__ = [
     # declaring rules and what they return
     "rule", "gate", "definition", "Rule", "Gate", "Recommendation", "Suggestion", "Action", "Link", "Context",
     "RuleSettings", "FindingKey",
+    # the scope gate's answer (A1, A17, A18)
+    "Scope", "CONFIRMED", "PROVISIONAL",
     # assembling the knowledge
     "Knowledge", "Group", "Source", "Terminology", "load_terminology", "catalogue_order",
+    "ProposalLimit", "ProposalPolicy",
+    # how a word is meant in a Condition's text (A18)
+    "MentionRules", "Cue", "Mention", "read_mentions", "status_of", "AFFIRMED", "NEGATED", "UNCERTAIN",
     # the patient's facts
-    "PatientFacts", "Finding", "CodedAnswer", "ConditionFact", "LabResult", "MedicationFact", "Match",
+    "PatientFacts", "Finding", "CodedAnswer", "ConditionFact", "LabResult", "MedicationFact", "Match", "PRODUCT_NAME",
     "condition_evidence", "codeable_concepts", "concept_text", "daily_dose_mg", "product_strength_mg",
     "is_intravenous",
     # draft orders and suggestions

@@ -70,6 +70,7 @@ class CardSuggestion:
     uuid: str
     actions: tuple[CardAction, ...] = ()
     is_recommended: bool | None = None
+    extension: Mapping[str, Any] | None = None  # CDS Hooks reserves `extension` on every object
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.label, "uuid": self.uuid}
@@ -77,6 +78,8 @@ class CardSuggestion:
             out["isRecommended"] = self.is_recommended
         if self.actions:
             out["actions"] = [action.to_json() for action in self.actions]
+        if self.extension:
+            out["extension"] = dict(self.extension)
         return out
 
 

@@ -54,10 +54,10 @@ def delete_suggestion(draft: MedicationFact, what: str) -> Suggestion | None:
     """Remove a draft order (delete by resourceId); None when the draft has no id to name it by."""
     if not draft.draft or not is_relative_reference(draft.reference):
         return None
-    name = draft.text or draft.reference
+    name = draft.text or "this medication"
     return Suggestion(
         f"Remove the draft order for {name}"[:120],
-        (Action("delete", f"Remove the draft order {draft.reference} ({what})", resource_id=draft.reference),),
+        (Action("delete", f"Remove the draft order for {name} ({what})", resource_id=draft.reference),),
         key=f"delete:{draft.reference}",
     )
 
@@ -70,7 +70,7 @@ def lab_suggestion(facts: PatientFacts, ctx: Context, loinc: str, display: str, 
     if already:
         return None, already
     resource = proposals.lab_order(facts.patient_id, loinc, display, reasons, note)
-    action = Action("create", f"{display} (LOINC {loinc}), proposal", resource=resource)
+    action = Action("create", f"{label} (proposal)", resource=resource)
     return Suggestion(label, (action,), key=f"lab:{loinc}"), None
 
 

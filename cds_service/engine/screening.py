@@ -50,14 +50,11 @@ class CardKeys:
     draft_key: str | None
     held_back: str | None = None
 
-    @property
-    def stable_key(self) -> str:
-        """The rule-and-finding key, the same on every response for the same finding."""
-        parts = sorted({f"{rule_id}:{finding.key}" if finding.key else rule_id for rule_id, finding in self.findings})
-        return "+".join(parts)[:200]
-
 
 def findings_of(recommendation: Recommendation) -> tuple[FindingKey, ...]:
+    """The findings the memory keys a recommendation by: those it declares, else the rule's one finding. Not its
+    `finding` (the card's stable key, A20): that may name a product ordered, which is stored nowhere in clear; the
+    draft orders are keyed apart, hashed (draft_key)."""
     return recommendation.findings or (DEFAULT_FINDING,)
 
 

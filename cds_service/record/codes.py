@@ -46,3 +46,22 @@ def loinc_codes(resource: dict, among: frozenset[str] | None = None) -> list[str
             if type(value) is str and (among is None or value in among) and system_key(coding.get("system")) == "loinc":
                 found.append(value)
     return found
+
+
+def component_loinc_codes(resource: dict, among: frozenset[str] | None = None) -> list[str]:
+    """The LOINC codes of an Observation's components, in order (decision A19: a panel such as a basic metabolic
+    panel carries its results there, under a panel code no rule reads)."""
+    components = resource.get("component")
+    if type(components) is not list:
+        return []
+    found = []
+    for component in components:
+        if type(component) is dict:
+            found.extend(loinc_codes(component, among))
+    return found
+
+
+def has_loinc_code(resource: dict, among: frozenset[str]) -> bool:
+    """Whether an Observation carries one of these LOINC codes, as its code or a component's: the test that keeps an
+    Observation a rule may read (prefetch and selection), panels included."""
+    return bool(loinc_codes(resource, among)) or bool(component_loinc_codes(resource, among))

@@ -35,6 +35,8 @@ class ConditionFact:
     severity: dict | None
     body_site: list[dict]
     resource: dict = field(repr=False, compare=False, hash=False)
+    # verificationStatus code (unconfirmed, provisional, differential, confirmed...); refuted ones are never read.
+    verification: str | None = None
 
     @property
     def text(self) -> str | None:
@@ -74,6 +76,7 @@ def read_condition(resource: dict, now: datetime) -> ConditionFact | None:
         severity=resource.get("severity") if isinstance(resource.get("severity"), dict) else None,
         body_site=codeable_concepts(resource.get("bodySite")),
         resource=resource,
+        verification=verification,
     )
 
 
@@ -81,4 +84,9 @@ def condition_evidence(condition: ConditionFact, match: Match) -> dict:
     out = {"reference": condition.reference, **match.as_evidence()}
     if condition.text:
         out["text"] = condition.text
+    # A card names a condition with its date (decision A20): its onset, else when it was recorded.
+    if condition.onset is not None:
+        out["onset"] = condition.onset.isoformat()
+    elif condition.recorded is not None:
+        out["recorded"] = condition.recorded.isoformat()
     return out

@@ -15,9 +15,10 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from .codes import loinc_codes, system_key
 from .conditions import EXCLUDED_VERIFICATION, ConditionFact, condition_evidence, read_condition, status_code
-from .fhir_values import codeable_concepts, concept_text, parse_date, parse_datetime, prohibits, resource_label
+from .fhir_values import code_in, codeable_concepts, concept_text, parse_date, parse_datetime, prohibits, resource_label
 from .labs import LabPanel, LabResult, build_panel
 from .medications import MedicationFact, read_medications
+from .procedures import ProcedureFact, procedure_performed
 from .selection import SelectedResources
 from .terminology import Match, Terminology
 from .validation import ValidateOnRead, validate
@@ -29,6 +30,21 @@ EXCLUDED_REFERRAL = frozenset({"entered-in-error", "revoked"})
 
 _UNKNOWN = object()
 Result = TypeVar("Result")
+
+
+def age_in_years(birth: date, on: date) -> float:
+    """Completed years plus the part of the current year of age: exactly 18.0 on the 18th birthday (a count of days
+    divided by an average year's length puts some birthdays a day early or late, and the age limits are birthdays)."""
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    last, following = _birthday(birth, birth.year + years), _birthday(birth, birth.year + years + 1)
+    return years + (on - last).days / (following - last).days
+
+
+def _birthday(birth: date, year: int) -> date:
+    try:
+        return birth.replace(year=year)
+    except ValueError:  # born on 29 February: in a common year the birthday is taken to be 1 March
+        return date(year, 3, 1)
 
 
 def once_per_call(function: Callable[..., Result]) -> Callable[..., Result]:
@@ -85,6 +101,7 @@ class PatientFacts:
     skipped: list[dict[str, str]]
     coded_observations: list[dict] = field(default_factory=list)  # e.g. pregnancy status (not numeric labs)
     missing_keys: frozenset[str] = frozenset()  # prefetch keys that could not be obtained (e.g. "allergies")
+    gender: str | None = None  # Patient.gender as sent (male, female, other, unknown), for the eGFR equation (A13)
     # Conditions and medications are read leniently and validated as FHIR R4 only when a rule reads them (as lab
     # results are): an invalid one is then dropped and reported in invalid_on_read.
     validator: Callable[[dict], str | None] | None = field(default=None, repr=False, compare=False)
@@ -154,9 +171,11 @@ class PatientFacts:
     # ---------- demographics ----------
     @property
     def age_years(self) -> float | None:
-        if self.birth_date is None:
-            return None
-        return (self.now.date() - self.birth_date).days / 365.2425
+        return self.age_on(self.now.date())
+
+    def age_on(self, day: date) -> float | None:
+        """Age in years on a day (an eGFR equation takes the age at the blood draw), None without a birth date."""
+        return None if self.birth_date is None else age_in_years(self.birth_date, day)
 
     def data_missing(self, *keys: str) -> list[str]:
         """Which of these prefetch keys could not be obtained for this call."""
@@ -264,17 +283,21 @@ class PatientFacts:
         return None
 
     @once_per_call
-    def procedures_in(self, value_set: str) -> tuple[dict, ...]:
-        """Evidence of each Procedure coded in the value set, not entered in error and not "not-done"."""
+    def procedures_in(self, value_set: str) -> tuple[ProcedureFact, ...]:
+        """Each Procedure coded in the value set, not entered in error and not "not-done"; whether one is recent
+        enough is the reader's clinical decision (dialysis: A14)."""
         vs = self.terms.value_set(value_set)
-        evidence = []
+        found = []
         for procedure in self.procedures:
-            if procedure.get("status") in ("entered-in-error", "not-done"):
+            status = procedure.get("status")
+            if code_in(status, ("entered-in-error", "not-done")):
                 continue
             match = vs.match_concept(procedure.get("code"))
             if match is not None:
-                evidence.append({"reference": resource_label(procedure), **match.as_evidence()})
-        return tuple(evidence)
+                found.append(ProcedureFact(
+                    resource_label(procedure), concept_text(procedure.get("code")),
+                    status if isinstance(status, str) else None, procedure_performed(procedure), match))
+        return tuple(found)
 
     # ---------- coded observations ----------
     @once_per_call
@@ -351,5 +374,6 @@ def build_facts(
         skipped=list(selected.skipped),
         coded_observations=coded_observations,
         missing_keys=frozenset(missing_keys),
+        gender=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
         validator=validate,
     )

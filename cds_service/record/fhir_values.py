@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timezone
 from typing import Any, Collection
@@ -31,6 +32,18 @@ def _parse_iso(value: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a float, or None for anything else: booleans, and numbers no float holds (a 400-digit
+    integer would raise OverflowError; 1e400 reads as infinity, NaN is no number at all)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def code_in(value: Any, codes: Collection[str]) -> bool:

@@ -31,7 +31,11 @@ def dump_json(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a caller sent (e.g. in an id a report quotes): escaped, as JSON allows
+        return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 def canonical_json(value: Any) -> bytes:

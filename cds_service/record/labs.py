@@ -4,7 +4,10 @@
 - a value is converted to the analyte's canonical unit with the factors of the terminology's lab table; a value whose
   unit is not UCUM or not known for that analyte is never used, and the report says why;
 - the lab's own upper limit (referenceRange.high, converted likewise) and interpretation flags are kept with the
-  value; what counts as high is a clinical definition (cards/definitions/labs.py).
+  value; what counts as high is a clinical definition (cards/definitions/labs.py);
+- a result inside a panel's `component` counts like an Observation of its own, with the panel's status and date
+  (decision A19); a value with a comparator ("<0.3", ">10") is kept with it, and the definitions judge whether it
+  can be compared with their limit (A19, A13).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from .codes import loinc_codes
-from .fhir_values import code_in, codeable_concepts, parse_datetime, resource_label
+from .fhir_values import code_in, codeable_concepts, finite_number, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 from .validation import ValidateOnRead
 
 USABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 UCUM = "http://unitsofmeasure.org"
+# Comparators that bound a value (A19); "ad" ("sufficient to achieve") says nothing a limit can be compared with.
+BOUNDING_COMPARATORS = frozenset({"<", "<=", ">", ">="})
 
 
 # How far ahead of `now` a result still counts (clocks differ between systems: a result filed minutes "in the
@@ -43,11 +48,15 @@ class LabResult:
     reported_unit: str
     effective: datetime
     loinc: str
-    reference: str  # "Observation/id"
+    reference: str  # "Observation/id", or "component <LOINC> of Observation/id" for a panel's result
     reference_high: float | None = None  # canonical unit
     interpretation: frozenset[str] = frozenset()
-    calculated: bool = False  # e.g. corrected calcium computed here from a same-day albumin
+    # How a value computed here was computed, shown wherever it is: "calculated" (corrected calcium), "calculated
+    # (CKD-EPI 2021)"; empty for a reported value.
+    calculated: str = ""
+    comparator: str = ""  # "<", "<=", ">" or ">=": the true value lies beyond `value` (A19)
     resource: dict | None = field(default=None, repr=False, compare=False, hash=False)  # validated on first use
+    observation: str = ""  # the reference of the Observation that holds it (the panel's, for a component)
 
     def evidence(self) -> dict[str, Any]:
         out = {
@@ -57,12 +66,14 @@ class LabResult:
             "effective": self.effective.isoformat(),
             "reference": self.reference,
         }
+        if self.comparator:
+            out["comparator"] = self.comparator
         if self.loinc:
             out["loinc"] = self.loinc
         if (self.reported_unit, self.reported_value) != (self.unit, self.value):
-            out["reported"] = f"{self.reported_value:g} {self.reported_unit}"
+            out["reported"] = f"{self.comparator}{self.reported_value:g} {self.reported_unit}"
         if self.calculated:
-            out["calculated"] = True
+            out["calculated"] = self.calculated
         return out
 
 
@@ -95,7 +106,8 @@ class LabPanel:
         return self._window[analyte]
 
     def _valid(self, result: LabResult) -> bool:
-        return self.on_read is None or result.resource is None or self.on_read(result.resource, result.reference)
+        return self.on_read is None or result.resource is None or self.on_read(
+            result.resource, result.observation or result.reference)
 
     def _candidates(self, analyte: str, where: Callable[[LabResult], bool] | None) -> Iterator[LabResult]:
         start, end = self._windows(analyte)
@@ -103,15 +115,27 @@ class LabPanel:
             if start <= result.effective <= end and (where is None or where(result)):
                 yield result
 
+    def newest(self, analyte: str, where: Callable[[LabResult], bool] | None = None) -> Iterator[LabResult]:
+        """The valid results of the analyte in its look-back window (and matching `where`), newest first, each
+        validated only when the reader gets to it."""
+        return (r for r in self._candidates(analyte, where) if self._valid(r))
+
     def in_window(self, analyte: str, where: Callable[[LabResult], bool] | None = None) -> list[LabResult]:
         """The valid results of the analyte in its look-back window (and matching `where`), newest first."""
-        return [r for r in self._candidates(analyte, where) if self._valid(r)]
+        return list(self.newest(analyte, where))
 
     def latest(self, analyte: str) -> LabResult | None:
         # The rules ask for the same analytes many times a call; results and verdicts do not change within it.
         if analyte not in self._latest:
-            self._latest[analyte] = next((r for r in self._candidates(analyte, None) if self._valid(r)), None)
+            self._latest[analyte] = next(self.newest(analyte), None)
         return self._latest[analyte]
+
+    def set_aside(self, result: LabResult, issue: str) -> None:
+        """Report a result a definition could not use (a comparator that cannot be placed against its limit, A19)
+        in the response's unusedLabResults, once."""
+        entry = {"resource": result.reference, "analyte": result.analyte, "issue": issue}
+        if entry not in self.unusable:
+            self.unusable.append(entry)
 
 
 def _unit_of(quantity: dict) -> tuple[str | None, str | None]:
@@ -141,47 +165,66 @@ def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
     return None
 
 
-def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[LabResult | None, str | None]:
-    """A LabResult, or why this Observation cannot be used."""
+def observation_effective(resource: dict) -> datetime | None:
+    """When an Observation was taken: effectiveDateTime, else the start of effectivePeriod, else effectiveInstant,
+    else when it was issued. The selection reads dates the same way (selection.select_and_validate)."""
+    period = resource.get("effectivePeriod")
+    return (
+        parse_datetime(resource.get("effectiveDateTime"))
+        or parse_datetime(period.get("start") if isinstance(period, dict) else None)
+        or parse_datetime(resource.get("effectiveInstant"))
+        or parse_datetime(resource.get("issued"))
+    )
+
+
+def component_reference(resource: dict, loinc: str) -> str:
+    """How a panel's result is named in evidence and reports: it has no id of its own."""
+    return f"component {loinc} of {resource_label(resource)}"
+
+
+def read_observation(
+    resource: dict, analyte: LabAnalyte, loinc: str, component: dict | None = None
+) -> tuple[LabResult | None, str | None]:
+    """A LabResult, or why this Observation (or this `component` of it, A19) cannot be used. A component's value,
+    range and flags are its own; its status and date are the Observation's."""
+    holder = resource if component is None else component
     if not code_in(resource.get("status"), USABLE_STATUSES):
         return None, f"status {resource.get('status')!r} is not final, amended or corrected"
-    effective = parse_datetime(resource.get("effectiveDateTime")) or parse_datetime(
-        (resource.get("effectivePeriod") or {}).get("start") if isinstance(resource.get("effectivePeriod"), dict) else None
-    ) or parse_datetime(resource.get("effectiveInstant")) or parse_datetime(resource.get("issued"))
+    effective = observation_effective(resource)
     if effective is None:
         return None, "no effective date"
-    quantity = resource.get("valueQuantity")
-    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(
-        quantity.get("value"), bool
-    ):
+    quantity = holder.get("valueQuantity")
+    if not isinstance(quantity, dict) or finite_number(quantity.get("value")) is None:
         return None, "no numeric valueQuantity"
-    if quantity.get("comparator") not in (None, ""):
-        return None, f"value has comparator {quantity.get('comparator')!r}"
+    comparator = quantity.get("comparator") or ""
+    if comparator and not code_in(comparator, BOUNDING_COMPARATORS):
+        return None, f"value has comparator {comparator!r}"
     unit, why = _unit_of(quantity)
     if unit is None:
         return None, why
     factor = unit_factor(analyte, unit)
     if factor is None:
         return None, f"unit {unit!r} is not a known unit for {analyte.title}"
-    reported = float(quantity["value"])
+    reported = finite_number(quantity["value"])
 
     reference_high = None
-    for reference_range in codeable_concepts(resource.get("referenceRange")):
+    for reference_range in codeable_concepts(holder.get("referenceRange")):
         high = reference_range.get("high")
-        if isinstance(high, dict) and isinstance(high.get("value"), (int, float)):
+        if isinstance(high, dict) and finite_number(high.get("value")) is not None:
             # A range limit without a unit is in the value's unit; one in another unit is converted like the value.
             high_unit = unit if high.get("code") is None and high.get("unit") is None else _unit_of(high)[0]
             high_factor = unit_factor(analyte, high_unit) if high_unit else None
             if high_factor is not None:
-                reference_high = float(high["value"]) * high_factor
+                reference_high = finite_number(high["value"]) * high_factor
                 break
 
     interpretation = set()
-    for concept in codeable_concepts(resource.get("interpretation")):
+    for concept in codeable_concepts(holder.get("interpretation")):
         for coding in codeable_concepts(concept.get("coding")):
             if isinstance(coding.get("code"), str):
                 interpretation.add(coding["code"].upper())
 
+    label = resource_label(resource)
     return (
         LabResult(
             analyte=analyte.name,
@@ -191,13 +234,24 @@ def read_observation(resource: dict, analyte: LabAnalyte, loinc: str) -> tuple[L
             reported_unit=unit,
             effective=effective,
             loinc=loinc,
-            reference=resource_label(resource),
+            reference=label if component is None else component_reference(resource, loinc),
             reference_high=reference_high,
             interpretation=frozenset(interpretation),
+            comparator=comparator,
             resource=resource,
+            observation=label,
         ),
         None,
     )
+
+
+def _analyte_of(concept_holder: dict, terms: Terminology) -> tuple[str, str] | None:
+    """(analyte, LOINC code) of the first of an Observation's (or a component's) codes that names an analyte."""
+    for loinc in loinc_codes(concept_holder):
+        name = terms.analyte_for_loinc(loinc)
+        if name is not None:
+            return name, loinc
+    return None
 
 
 def build_panel(
@@ -206,17 +260,25 @@ def build_panel(
     """The panel of the given Observations; with a `validator`, each is validated when first read (see LabPanel)."""
     panel = LabPanel(now=now, terms=terms, on_read=ValidateOnRead(validator) if validator else None)
     for resource in observations:
-        for loinc in loinc_codes(resource):
-            name = terms.analyte_for_loinc(loinc)
-            if name is None:
-                continue
-            result, why = read_observation(resource, terms.labs[name], loinc)
-            if result is not None:
-                panel.results.setdefault(name, []).append(result)
-            else:
-                panel.unusable.append({"resource": resource_label(resource), "analyte": name, "issue": why})
-            break
+        read: set[str] = set()  # an analyte is read once per Observation: its own code first, then its components
+        found = _analyte_of(resource, terms)
+        if found is not None:
+            read.add(found[0])
+            _add(panel, resource, terms.labs[found[0]], found[1], None)
+        components = resource.get("component")
+        for component in components if isinstance(components, list) else ():
+            if isinstance(component, dict) and (found := _analyte_of(component, terms)) and found[0] not in read:
+                read.add(found[0])
+                _add(panel, resource, terms.labs[found[0]], found[1], component)
     for results in panel.results.values():
         results.sort(key=lambda r: r.effective, reverse=True)
     return panel
 
+
+def _add(panel: LabPanel, resource: dict, analyte: LabAnalyte, loinc: str, component: dict | None) -> None:
+    result, why = read_observation(resource, analyte, loinc, component)
+    if result is not None:
+        panel.results.setdefault(analyte.name, []).append(result)
+    else:
+        reference = resource_label(resource) if component is None else component_reference(resource, loinc)
+        panel.unusable.append({"resource": reference, "analyte": analyte.name, "issue": why})

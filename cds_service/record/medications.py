@@ -4,6 +4,11 @@ The same reader serves the record's active medications and an order hook's draft
 sandbox sends in invalid shapes (category and reasonCode as objects, no intent, no medication yet). A medication is
 matched to an ingredient value set by its product or ingredient codes, the codes and ingredients of a referenced
 Medication (contained, in the record, or fetched), and by name in its text or displays.
+
+Decision A15: a product code of the value set decides; a Medication that names its ingredients is judged by those
+ingredients alone (a "Gaviscon" listing sodium alginate and calcium carbonate holds no magnesium or aluminium); only
+when no ingredient is named do the names apply, ingredient names first, then brand names (Match.by PRODUCT_NAME),
+whose cards say to verify the ingredients.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .fhir_values import as_list, code_in, codeable_concepts, concept_text, prohibits, reference_of, resource_label
+from .fhir_values import (
+    as_list, code_in, codeable_concepts, concept_text, finite_number, prohibits, reference_of, resource_label,
+)
 from .terminology import Match, ValueSet
 
 ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold"})
@@ -28,6 +35,7 @@ class MedicationFact:
     status: str | None
     concepts: tuple[dict, ...]  # the medication concept and, if referenced, the Medication's code and ingredients
     draft: bool  # from context.draftOrders
+    ingredients: tuple[dict, ...] = ()  # the referenced Medication's ingredients (also among concepts)
     reason_concepts: tuple[dict, ...] = ()
     reason_references: tuple[str, ...] = ()
     daily_dose_mg: float | None = None
@@ -43,10 +51,18 @@ class MedicationFact:
         return bool(self.concepts)
 
     def match(self, value_set: ValueSet) -> Match | None:
+        """A15: a code first; then the named ingredients alone when there are any; else ingredient names, then
+        product (brand) names, in any of the medication's texts."""
         for concept in self.concepts:
-            found = value_set.match_concept(concept)
-            if found is not None:
+            if (found := value_set.match_codes(concept)) is not None:
                 return found
+        named = [c for c in self.ingredients if concept_text(c)]
+        if named:
+            return next((m for c in named if (m := value_set.match_words(c)) is not None), None)
+        for step in (value_set.match_words, value_set.match_product_names):
+            for concept in self.concepts:
+                if (found := step(concept)) is not None:
+                    return found
         return None
 
     def evidence(self, match: Match | None = None) -> dict[str, Any]:
@@ -71,18 +87,19 @@ def _resolve_medication(reference: str, resource: dict, medications: dict[str, d
     return medications.get(reference) or medications.get(reference.rsplit("/", 1)[-1] if "/" in reference else reference)
 
 
-def _medication_concepts(medication: dict) -> list[dict]:
-    concepts = []
+def _medication_concepts(medication: dict) -> tuple[list[dict], list[dict]]:
+    """(the Medication's code, if any; its ingredients)."""
+    concepts, ingredients = [], []
     if isinstance(medication.get("code"), dict):
         concepts.append(medication["code"])
     for ingredient in as_list(medication.get("ingredient")):
         if isinstance(ingredient, dict):
             item = ingredient.get("itemCodeableConcept")
             if isinstance(item, dict):
-                concepts.append(item)
+                ingredients.append(item)
             elif isinstance(ingredient.get("itemReference"), dict) and ingredient["itemReference"].get("display"):
-                concepts.append({"text": ingredient["itemReference"]["display"]})
-    return concepts
+                ingredients.append({"text": ingredient["itemReference"]["display"]})
+    return concepts, ingredients
 
 
 # ---------- daily dose ----------
@@ -134,8 +151,8 @@ def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
             quantity = dosage["doseQuantity"]
         if quantity is None:
             continue
-        value = quantity.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        value = finite_number(quantity.get("value"))
+        if value is None or value <= 0:
             continue
         unit = str(quantity.get("code") or quantity.get("unit") or "").strip()
         if unit.lower() in _MG_PER_UNIT:
@@ -148,21 +165,20 @@ def daily_dose_mg(resource: dict, strength_mg: float | None) -> float | None:
         repeat = timing.get("repeat") if isinstance(timing, dict) else None
         if not isinstance(repeat, dict):
             continue
-        frequency = repeat.get("frequency", 1)
-        period = repeat.get("period", 1)
+        frequency = finite_number(repeat.get("frequency", 1))
+        period = finite_number(repeat.get("period", 1))
         per_day = _PER_DAY.get(str(repeat.get("periodUnit") or repeat.get("periodUnits")))
-        if (
-            isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0
-            or isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0 or per_day is None
-        ):
+        if frequency is None or frequency <= 0 or period is None or period <= 0 or per_day is None:
             continue
-        return per_dose * frequency / period * per_day
+        daily = per_dose * frequency / period * per_day
+        return daily if finite_number(daily) is not None else None
     return None
 
 
 
 def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool) -> MedicationFact:
     concepts: list[dict] = []
+    ingredients: list[dict] = []
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, dict) and (concept.get("coding") or concept.get("text")):
         concepts.append(concept)
@@ -170,7 +186,8 @@ def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool
     if reference:
         medication = _resolve_medication(reference, resource, medications)
         if medication is not None:
-            concepts.extend(_medication_concepts(medication))
+            code, ingredients = _medication_concepts(medication)
+            concepts += code + ingredients
         display = resource["medicationReference"].get("display")
         if isinstance(display, str) and display.strip():
             concepts.append({"text": display})
@@ -188,6 +205,7 @@ def read_medication(resource: dict, medications: dict[str, dict], *, draft: bool
         status=resource.get("status") if isinstance(resource.get("status"), str) else None,
         concepts=tuple(concepts),
         draft=draft,
+        ingredients=tuple(ingredients),
         reason_concepts=tuple(codeable_concepts(resource.get("reasonCode"))),
         reason_references=reason_refs,
         daily_dose_mg=daily_dose_mg(resource, product_strength_mg(concept_texts(concepts))),

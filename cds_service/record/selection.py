@@ -3,7 +3,8 @@
 Incoming FHIR is messy. A resource that does not validate is skipped and reported (type, id and where it failed, never
 its values); the rest of the request goes on. Only resources the rules can use are validated at all:
 
-- an Observation whose LOINC code no rule reads is dropped before validation;
+- an Observation whose LOINC codes no rule reads, as its code or a component's (a panel, A19), is dropped before
+  validation;
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
@@ -26,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .codes import loinc_codes
-from .fhir_values import parse_datetime, resource_label
-from .labs import lab_windows
+from .codes import component_loinc_codes, loinc_codes
+from .fhir_values import resource_label
+from .labs import lab_windows, observation_effective
 from .medications import is_active
 from .terminology import Terminology
 from .validation import RELEVANT_TYPES, validate
@@ -64,35 +65,27 @@ def is_about_patient(resource: dict, patient_id: str) -> bool:
     return len(tail) >= 2 and tail[-2] == "Patient" and tail[-1] == patient_id
 
 
-def observation_effective(resource: dict) -> datetime | None:
-    """When an Observation was taken, read as labs.read_observation reads it (dateTime, period start, instant, issued)."""
-    period = resource.get("effectivePeriod")
-    return (
-        parse_datetime(resource.get("effectiveDateTime"))
-        or parse_datetime(period.get("start") if isinstance(period, dict) else None)
-        or parse_datetime(resource.get("effectiveInstant"))
-        or parse_datetime(resource.get("issued"))
-    )
-
-
-def _lab_role(codes: list[str], terms: Terminology) -> tuple[str | None, bool]:
-    """(the analyte of the first code that has one, as labs.build_panel takes it; whether any code is a coded
-    observation the facts read, e.g. pregnancy status). A lab result is an Observation with an analyte and no coded
-    observation: labs.LabPanel validates it when a rule reads it; the others are validated here."""
-    analyte, coded = None, False
+def _lab_role(codes: list[str], component_codes: list[str], terms: Terminology) -> tuple[list[str], bool]:
+    """(the analytes labs.build_panel reads from it: the first of its own codes that has one, and those of its
+    components; whether any of its own codes is a coded observation the facts read, e.g. pregnancy status). A lab
+    result is an Observation with an analyte and no coded observation: labs.LabPanel validates it when a rule reads
+    it; the others are validated here."""
+    analytes, coded = [], False
     for code in codes:
-        if analyte is None:
-            analyte = terms.analyte_for_loinc(code)
+        if not analytes and (analyte := terms.analyte_for_loinc(code)) is not None:
+            analytes.append(analyte)
         if not coded and terms.observation_for_loinc(code) is not None:
             coded = True
-    return analyte, coded
+    analytes.extend(a for code in component_codes if (a := terms.analyte_for_loinc(code)) is not None)
+    return analytes, coded
 
 
-def _dated_outside(resource: dict, window: tuple[datetime, datetime]) -> bool:
-    """True when a lab result is dated outside its analyte's look-back window (from lab_windows), so that no rule can
-    read it; one without a readable date is kept (the labs report it unusable)."""
+def _dated_outside(resource: dict, windows: list[tuple[datetime, datetime]]) -> bool:
+    """True when a lab result is dated outside the look-back windows (from lab_windows) of every analyte it holds (a
+    panel holds several), so that no rule can read it; one without a readable date is kept (the labs report it
+    unusable)."""
     effective = observation_effective(resource)
-    return effective is not None and not (window[0] <= effective <= window[1])
+    return effective is not None and not any(start <= effective <= end for start, end in windows)
 
 
 # Types whose resources the rules read only through a value set, with the fields they match on: one matching nothing
@@ -122,11 +115,13 @@ def select_and_validate(
         lab = False
         if resource_type == "Observation":
             codes = loinc_codes(resource, read)
-            if not codes:  # most Observations of a record (vital signs, other labs): rejected here, cheaply
+            # A panel (A19) holds the results the rules read in its components, under a code no rule reads.
+            component_codes = component_loinc_codes(resource, read)
+            if not codes and not component_codes:  # most Observations of a record: rejected here, cheaply
                 continue
-            analyte, coded = _lab_role(codes, terms)
-            lab = analyte is not None and not coded
-            if lab and windows is not None and _dated_outside(resource, windows[analyte]):
+            analytes, coded = _lab_role(codes, component_codes, terms)
+            lab = bool(analytes) and not coded
+            if lab and windows is not None and _dated_outside(resource, [windows[a] for a in analytes]):
                 continue
         elif resource_type in _READ_BY_VALUE_SET and not any(
             terms.candidate_value_sets(concept) for concept in _value_set_concepts(resource)

@@ -2,8 +2,10 @@
 
 A concept (a FHIR CodeableConcept as a dict) matches a value set by a coding (ICD-10-CM by prefix on the code with
 dots removed, SNOMED CT / RxNorm / LOINC exactly) or, where no coding matches, by one of the value set's words in the
-concept's text or a coding's display (case-insensitive, on word boundaries). Every match says how it was made and
-how well that code was verified, so that a card's evidence can show it.
+concept's text or a coding's display, or last by one of its product names (brand names whose ingredients vary, A15).
+Words match whole and case-insensitively, bounded by characters that are neither letters nor digits (A15: so that
+"Mg(OH)2" and "Phillips'" match and "magnesia" does not match inside a longer word). Every match says how it was
+made and how well that code was verified, so that a card's evidence can show it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import orjson
 
 from .codes import normalise_code, system_key
 
-_LETTERS = re.compile(r"[a-z]+")  # the letters that bound a word match (ValueSet.match_text)
+_LETTERS = re.compile(r"[a-z]+")  # runs of letters: how the candidate index finds where a word could start
+PRODUCT_NAME = "product-name"  # Match.by of a product (brand) name: its ingredients are not known for sure (A15)
+
+
+def _whole_words(words: list[str]) -> re.Pattern | None:
+    """One pattern for all `words`, each matched whole: not preceded or followed by a letter or a digit."""
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(r"(?<![a-z0-9])(" + alternatives + r")(?![a-z0-9])")
 
 # A text's word matches depend on the text alone, and the texts of a population's records are few (a code's display
 # is the same for every patient), so they are remembered, up to this many per table; past it the memo starts afresh.
@@ -31,11 +42,12 @@ class Match:
     """How a concept matched a value set: by a code (with its verification status) or by words."""
 
     value_set: str
-    by: str  # "code" or "text"
+    by: str  # "code", "text", or PRODUCT_NAME (a brand name whose ingredients vary)
     system: str | None
     code: str | None
     status: str  # verification status of the code, or "TEXT"
     matched: str  # the code or the words that matched
+    display: str | None = None  # the value set's display of a matched code: how a card names a concept without text
 
     def as_evidence(self) -> dict[str, Any]:
         out = {"valueSet": self.value_set, "matchedBy": self.by, "matched": self.matched}
@@ -43,6 +55,8 @@ class Match:
             out["system"] = self.system
         if self.by == "code":
             out["verification"] = self.status
+        if self.display:
+            out["display"] = self.display
         return out
 
 
@@ -54,6 +68,8 @@ class ValueSet:
         self.words: list[str] = [w.lower() for w in definition.get("text", [])]
         # Phrases that stop a text match: "not pregnant" is not pregnancy, "localized scleroderma" is not SSc.
         self.exclude_words: list[str] = [w.lower() for w in definition.get("exclude_text", [])]
+        # Brand names of products that may hold the ingredients (A15): matched only when nothing else matches.
+        self.product_names: list[str] = [w.lower() for w in definition.get("product_names", [])]
         self._exact: dict[tuple[str, str], dict] = {}
         self._prefixes: dict[str, list[tuple[str, dict]]] = {}
         for entry in self.codes:
@@ -64,16 +80,9 @@ class ValueSet:
             else:
                 self._exact[(key, code)] = entry
         # Word-boundary patterns, so that "pregnant" does not match "nonpregnant" and "O" is never a word.
-        self._word_pattern = (
-            re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in self.words) + r")(?![a-z])")
-            if self.words
-            else None
-        )
-        self._exclude_pattern = (
-            re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in self.exclude_words) + r")(?![a-z])")
-            if self.exclude_words
-            else None
-        )
+        self._word_pattern = _whole_words(self.words)
+        self._exclude_pattern = _whole_words(self.exclude_words)
+        self._product_pattern = _whole_words(self.product_names)
         self._systems = systems
         self._text_memo: dict[str, str | None] = {}
 
@@ -96,7 +105,8 @@ class ValueSet:
                     break
         if entry is None:
             return None
-        return Match(self.name, "code", self._systems.get(key, key), code, entry.get("status", "UNVERIFIED"), code)
+        return Match(self.name, "code", self._systems.get(key, key), code, entry.get("status", "UNVERIFIED"), code,
+                     entry.get("display"))
 
     def match_text(self, text: str | None) -> str | None:
         if not text or self._word_pattern is None or not isinstance(text, str):
@@ -116,28 +126,55 @@ class ValueSet:
         self._text_memo[text] = word
         return word
 
+    def match_product_name(self, text: str | None) -> str | None:
+        if not isinstance(text, str) or self._product_pattern is None:
+            return None
+        found = self._product_pattern.search(text.lower())
+        return found.group(1) if found else None
+
     def match_concept(self, concept: Any) -> Match | None:
-        """Match a CodeableConcept (dict); tolerate a list of them, a bare string or junk."""
-        if isinstance(concept, list):
-            for item in concept:
-                if (found := self.match_concept(item)) is not None:
+        """Match a CodeableConcept (dict); tolerate a list of them, a bare string or junk: by a code, else a word,
+        else a product name."""
+        concepts = concept if isinstance(concept, list) else [concept]
+        for step in (self.match_codes, self.match_words, self.match_product_names):
+            for item in concepts:
+                if (found := step(item)) is not None:
                     return found
-            return None
-        if isinstance(concept, str):
-            word = self.match_text(concept)
-            return Match(self.name, "text", None, None, "TEXT", word) if word else None
-        if not isinstance(concept, dict):
-            return None
-        codings = concept.get("coding")
-        codings = codings if isinstance(codings, list) else [codings] if isinstance(codings, dict) else []
-        for coding in codings:
+        return None
+
+    def match_codes(self, concept: Any) -> Match | None:
+        for coding in _codings(concept):
             if (found := self.match_coding(coding)) is not None:
                 return found
-        texts = [concept.get("text")] + [c.get("display") for c in codings if isinstance(c, dict)]
-        for text in texts:
+        return None
+
+    def match_words(self, concept: Any) -> Match | None:
+        for text in _texts(concept):
             if word := self.match_text(text):
                 return Match(self.name, "text", None, None, "TEXT", word)
         return None
+
+    def match_product_names(self, concept: Any) -> Match | None:
+        for text in _texts(concept):
+            if name := self.match_product_name(text):
+                return Match(self.name, PRODUCT_NAME, None, None, "TEXT", name)
+        return None
+
+
+def _codings(concept: Any) -> list:
+    if not isinstance(concept, dict):
+        return []
+    codings = concept.get("coding")
+    return codings if isinstance(codings, list) else [codings] if isinstance(codings, dict) else []
+
+
+def _texts(concept: Any) -> list:
+    """A concept's text, then its codings' displays (a bare string is its own text)."""
+    if isinstance(concept, str):
+        return [concept]
+    if not isinstance(concept, dict):
+        return []
+    return [concept.get("text")] + [c.get("display") for c in _codings(concept) if isinstance(c, dict)]
 
 
 @dataclass(frozen=True)
@@ -182,8 +219,8 @@ class Terminology:
         """Which value sets could match a code or a word, so that a concept is matched only against those."""
         self._exact_index: dict[tuple[str, str], set[str]] = {}
         self._prefix_index: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (system, first char) -> (prefix, vs)
-        # A word matches only on letter boundaries (ValueSet.match_text), so where it matches, the run of letters
-        # that starts there in the text is the word's own first run of letters: index words by that run, and a text
+        # A word (or product name) matches only where no letter or digit precedes it, so where it matches, the run of
+        # letters that starts there in the text is the word's own first run of letters: index words by that run, and a text
         # is looked up by its runs of letters (a few set lookups, not a substring search per word).
         self._word_index: dict[str, list[tuple[str, set[str]]]] = {}
         self._text_candidates: dict[str, frozenset[str]] = {}
@@ -195,7 +232,7 @@ class Terminology:
                     self._prefix_index.setdefault((system, code[:1]), []).append((code, name))
                 else:
                     self._exact_index.setdefault((system, code), set()).add(name)
-            for word in vs.words:
+            for word in vs.words + vs.product_names:
                 first_run = _LETTERS.match(word)
                 words = self._word_index.setdefault(first_run.group() if first_run else "", [])
                 for known, names in words:
@@ -274,6 +311,20 @@ class Terminology:
             self._text_candidates.clear()
         result = self._text_candidates[text] = frozenset(found)
         return result
+
+    def value_sets_of_coding(self, coding: Any) -> frozenset[str]:
+        """The value sets whose codes include this coding's code (by exact code or prefix), whatever its display
+        says: what concept the code itself stands for (decision A18 reads a display only when its code is not
+        another concept's)."""
+        if not isinstance(coding, dict):
+            return frozenset()
+        key, code = system_key(coding.get("system")), coding.get("code")
+        if key is None or not isinstance(code, str) or not code.strip():
+            return frozenset()
+        norm = normalise_code(key, code)
+        found = set(self._exact_index.get((key, norm), ()))
+        found.update(name for prefix, name in self._prefix_index.get((key, norm[:1]), ()) if norm.startswith(prefix))
+        return frozenset(found)
 
     def value_set(self, name: str) -> ValueSet:
         try:

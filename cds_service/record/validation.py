@@ -58,9 +58,9 @@ MAX_RESOURCE_DEPTH = 64
 # its R4B model requires (a resource without one is still refused) and on modifierExtension: what the service never
 # reads (a Patient's names, addresses and extensions, an Encounter's participants, a Condition's category) is neither
 # used nor validated, so an error there does not cost the patient a resource the rules need. It also keeps validation
-# fast: a Synthea Patient took 1.5 ms whole and takes 0.04 ms on what is read (docs/performance.md).
+# fast: a record's Patient is mostly names, addresses and extensions that no rule reads.
 READ_ELEMENTS: dict[str, frozenset[str]] = {
-    "Patient": frozenset({"birthDate"}),
+    "Patient": frozenset({"birthDate", "gender"}),  # gender: the CKD-EPI 2021 equation (decision A13)
     "Condition": frozenset({
         "subject", "clinicalStatus", "verificationStatus", "code", "bodySite", "severity", "onsetDateTime",
         "onsetPeriod", "abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange", "abatementString",
@@ -68,7 +68,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
     }),
     "Observation": frozenset({
         "subject", "status", "code", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
-        "valueQuantity", "valueCodeableConcept", "referenceRange", "interpretation",
+        "valueQuantity", "valueCodeableConcept", "referenceRange", "interpretation", "component",
     }),
     # The dose reader takes dosageInstruction or dosage on either type (draft orders arrive in both shapes); the
     # element that does not belong to the type is then refused by the model, as before.
@@ -81,7 +81,7 @@ READ_ELEMENTS: dict[str, frozenset[str]] = {
         "dosageInstruction", "reasonCode", "reasonReference",
     }),
     "Medication": frozenset({"code", "ingredient"}),
-    "Procedure": frozenset({"subject", "status", "code"}),
+    "Procedure": frozenset({"subject", "status", "code", "performedDateTime", "performedPeriod"}),
     "Encounter": frozenset({"subject", "status", "period", "serviceType", "type"}),
     "AllergyIntolerance": frozenset({"patient", "clinicalStatus", "verificationStatus", "code", "reaction"}),
     "ServiceRequest": frozenset({"subject", "status", "doNotPerform", "code", "authoredOn", "occurrenceDateTime"}),
@@ -154,7 +154,7 @@ def validate(resource: dict) -> str | None:
         klass(**MEMO.with_validated_elements(klass, part))
         return None
     except (ValidationError, ValueError, TypeError, RecursionError):
-        pass  # invalid somewhere: validated again the plain way below, so that the report reads as it always has
+        pass  # invalid somewhere: validated again the plain way below, whose errors name the element that failed
     try:
         model_class(part["resourceType"]).model_validate(part)
     except ValidationError as error:

@@ -31,6 +31,7 @@ from .hooks_api import EXTENSION, ServiceState, hooks, json_response
 from .logging_setup import configure_logging
 from .operations import Operations
 from .prefetch import Fetcher
+from .rule_pages import rule_pages
 from .security import Authenticator
 from .settings import Settings
 from .warm_up import warm_up
@@ -76,6 +77,7 @@ def create_app(
     app.register_blueprint(hooks)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(analytics.blueprint)
+    app.register_blueprint(rule_pages)  # GET /rules, /rules/{id}: HTML for people, no token
 
     @app.before_request
     def _start() -> None:

@@ -18,28 +18,36 @@ def catalogue() -> list[dict]:
             "title": rule.title,
             "article": rule.article,
             "trigger": rule.trigger,
-            "hooks": list(rule.hooks),
+            # A rule on no hook is not shown on cards (R07, decision A20); the catalogue says so.
+            "hooks": list(rule.hooks) or ["none (not shown on cards)"],
             "evidence": rule.evidence_level,
             "citation": knowledge.citation(rule),
         }
+        if rule.exclusions:
+            entry["exclusions"] = list(rule.exclusions)
         if rule.outside_article:
             entry["outsideArticle"] = rule.outside_article
         if rule.suppresses:
             entry["takesPrecedenceOver"] = list(rule.suppresses)
+        if not rule.in_calciphylaxis_alone:
+            entry["calciphylaxisAlone"] = "not shown: an option for dystrophic calcinosis (decision A17)"
         entries.append(entry)
     return entries
 
 
 # What each format prints of an entry, in its order: (field, label). Absent optional fields are left out.
-_MARKDOWN_FIELDS = (("trigger", "**Trigger:**"), ("hooks", "**Hooks:**"), ("evidence", "**Evidence:**"),
+_MARKDOWN_FIELDS = (("trigger", "**Trigger:**"), ("exclusions", "**Not when:**"), ("hooks", "**Hooks:**"),
+                    ("evidence", "**Evidence:**"),
                     ("citation", "**Citation:**"), ("outsideArticle", "**Outside the article:**"),
-                    ("takesPrecedenceOver", "**Takes precedence over:**"))
-_TEXT_FIELDS = (("hooks", "hooks:    "), ("trigger", "trigger:  "), ("evidence", "evidence: "),
-                ("citation", "source:   "), ("outsideArticle", "note:     "), ("takesPrecedenceOver", "precedes: "))
+                    ("takesPrecedenceOver", "**Takes precedence over:**"),
+                    ("calciphylaxisAlone", "**In calciphylaxis alone:**"))
+_TEXT_FIELDS = (("hooks", "hooks:    "), ("trigger", "trigger:  "), ("exclusions", "not when: "), ("evidence", "evidence: "),
+                ("citation", "source:   "), ("outsideArticle", "note:     "), ("takesPrecedenceOver", "precedes: "),
+                ("calciphylaxisAlone", "calciphylaxis alone: "))
 
 
 def _value(value) -> str:
-    return ", ".join(value) if isinstance(value, list) else str(value)
+    return "; ".join(value) if isinstance(value, list) else str(value)
 
 
 def render_catalogue(fmt: str = "text") -> str:

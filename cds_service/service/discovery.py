@@ -98,7 +98,9 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis: the recommendations of "
             "Nunley, Calcinosis Cutis Treatment & Management (Medscape, 2020) that apply to this patient, with their "
-            "evidence: the underlying cause, referrals, diet, treatment options, and medication safety warnings."
+            "evidence: the underlying cause, referrals, diet, treatment options, and safety warnings on the record "
+            "(magnesium or aluminium antacids in renal insufficiency, bisphosphonates and phosphate, warfarin in "
+            "calciphylaxis, extravasation)."
         ),
         prefetch=record_prefetch(),
         required=REQUIRED_KEYS,
@@ -112,7 +114,8 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the selected draft orders: "
             "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
-            "low-dose warfarin for calcinosis, and intravenous calcium or phosphate (extravasation risk)."
+            "low-dose warfarin for calcinosis, warfarin in calciphylaxis, and intravenous calcium or phosphate "
+            "(extravasation risk)."
         ),
         prefetch=order_prefetch,
         required=REQUIRED_KEYS,
@@ -125,7 +128,8 @@ def services() -> dict[str, Service]:
         description=(
             "For patients with calcinosis cutis, calciphylaxis or tumoral calcinosis, on the orders being signed: "
             "magnesium or aluminium antacids in renal insufficiency, bisphosphonates (phosphate monitoring), "
-            "low-dose warfarin for calcinosis, and warfarin in calciphylaxis."
+            "low-dose warfarin for calcinosis, warfarin in calciphylaxis, and intravenous calcium or phosphate "
+            "(extravasation risk)."
         ),
         prefetch=order_prefetch,
         required=REQUIRED_KEYS,
@@ -134,8 +138,10 @@ def services() -> dict[str, Service]:
     return {service.id: service for service in (patient_view, order_select, order_sign)}
 
 
-# Labs the order rules read: phosphate (R06, Ca x P), calcium (Ca x P), magnesium and aluminium (R05), renal function.
-ORDER_LAB_ANALYTES = ("phosphate", "calcium", "calcium-corrected", "magnesium", "aluminium", "egfr", "creatinine")
+# Labs the order rules read: phosphate (R06, Ca x P), calcium (Ca x P), magnesium and aluminium (R05), renal function
+# (a child's eGFR is calculated from creatinine and a recent height, decision A13).
+ORDER_LAB_ANALYTES = ("phosphate", "calcium", "calcium-corrected", "magnesium", "aluminium", "egfr", "creatinine",
+                      "height")
 # Record keys the order rules read besides the labs: gate G0 and RI (conditions), dialysis (procedures), active
 # medications (R08c context, calciphylaxis risk factors), referrals not to suggest twice (serviceRequests).
 ORDER_RECORD_KEYS = ("patient", "conditions", "medicationRequests", "medicationStatements", "procedures", "serviceRequests")

@@ -10,17 +10,23 @@ sandbox's open mode). This module is the `Fetcher` of prefetch.py:
   (`_include=MedicationRequest:medication`), so that a record whose drugs are `medicationReference`s needs no second
   round trip; the batched `Medication?_id=` search stays for what a server did not include (servers that ignore
   `_include`, prefetched Bundles), and a server that rejects the `_include` gets the plain search;
-- one deadline covers the whole service call (every key, every page, and the Medication batch); at the deadline the
-  call stops waiting, and whatever has not arrived is an error for its key; each HTTP request also has a connect and
-  a read timeout, never longer than what is left of the deadline;
+- one deadline covers the whole service call (every key, every page, and the Medication batch), and everything in
+  it: connect, TLS, headers and body (outbound.py: at the deadline the call's sockets are shut down, so a server that
+  drips bytes cannot stretch it); whatever has not arrived is an error for its key; the call answers only once its
+  fetch threads have stopped, so none outlives it to starve the next calls;
+- one byte budget covers every answer of the call (CDS_FETCH_MAX_BYTES), besides the cap on any one answer;
+- the call may reach only the FHIR servers its caller is configured for (outbound.AllowedServers, decided in
+  service_call.py), and a server not listed by URL only at global addresses (never loopback, private, link-local);
 - searchset Bundles are followed through their `next` links, up to a page cap and a resource cap per key; a `next`
   link seen twice (a loop) stops the paging; what a cap cut off is reported as an error of the key (its resources
   are kept);
-- a `next` link, like any URL we send the token to, must be on the fhirServer's origin (scheme, host and port);
-  redirects are not followed;
+- a `next` link (absolute, or relative to fhirServer), like any URL we send the token to, must be on the
+  fhirServer's origin (scheme, host and port) as urllib3 reads the prepared URL, which is where requests connects;
+  a URL with a backslash, space or control character is never followed; redirects are not followed;
 - any failure (unreachable, timeout, 401/403, 404, 5xx, invalid JSON, an OperationOutcome, a Bundle where a resource
   was expected or the reverse, the deadline) becomes a short reason in KeyResult.error: no URL, no token, no
-  patient data. prefetch.gather turns errors of required keys into a 412 and reports the optional ones.
+  patient data, and no network detail (refused, timed out and unreachable read alike: a caller must not map the
+  network through us). prefetch.gather turns errors of required keys into a 412 and reports the optional ones.
 
 The access token is only ever put in the header of a request to the fhirServer's origin: it is never logged, stored
 on the session, or placed in an error message.
@@ -37,13 +43,13 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
 
 from cds_service.record.json_text import parse_json
+
+from . import outbound
 from .prefetch import KeyResult, bundle_resources
 from .protocol import HookRequest
 from .settings import Settings
@@ -52,7 +58,12 @@ log = logging.getLogger("cds_service.fhir_client")
 
 ACCEPT = "application/fhir+json"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a 500-Observation page is a few MB
+MAX_CALL_BYTES = 32 * 1024 * 1024  # every answer of one call together (CDS_FETCH_MAX_BYTES)
 MEDICATION_IDS_PER_SEARCH = 50  # keeps `Medication?_id=...` well under common URL length limits
+MEDICATION_BATCHES = 4  # at most 200 Medications a call: a call's tasks stay few, so calls cannot starve each other
+STOP_GRACE_SECONDS = 0.5
+"""After the deadline, how long a call waits for its fetch threads to stop (their sockets are already shut down; a
+parse already under way finishes, bounded by the byte budget)."""
 # The searches whose resources name their drug by reference, and the _include that brings the Medications along.
 MEDICATION_INCLUDES = {
     "MedicationRequest": "MedicationRequest:medication",
@@ -82,41 +93,7 @@ class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
         return False
 
 
-@dataclass
-class Deadline:
-    """One deadline for everything fetched for one service call."""
-
-    seconds: float
-    at: float  # time.monotonic()
-
-    @classmethod
-    def start(cls, seconds: float) -> "Deadline":
-        return cls(seconds=seconds, at=time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    @property
-    def message(self) -> str:
-        return f"not obtained within the fetch deadline of {self.seconds:g} s"
-
-
-@dataclass(frozen=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def of(cls, url: str) -> "Origin | None":
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return None
-        return cls(parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80))
+UNREACHABLE = "the FHIR server could not be reached, or did not answer in time"
 
 
 @dataclass
@@ -124,9 +101,9 @@ class _Call:
     """What every task of one service call shares."""
 
     base: str  # fhirServer, without a trailing slash
-    origin: Origin
+    origin: tuple[str, str, int]  # outbound.origin_of(fhirServer)
     headers: dict[str, str]
-    deadline: Deadline
+    scope: outbound.Scope  # the call's deadline, byte budget and address rule
     cancelled: threading.Event
     # The environment's proxies and CA bundle for fhirServer (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...), resolved
     # once per call rather than once per request (see FhirClient.__init__).
@@ -145,13 +122,15 @@ class FhirClient:
         read_timeout_seconds: float = 3.0,
         max_pages: int = 20,
         max_resources: int = 10_000,
-        max_workers: int = 64,
+        max_bytes: int = MAX_CALL_BYTES,
+        max_workers: int = 128,
     ):
         self.deadline_seconds = deadline_seconds
         self.connect_timeout = connect_timeout_seconds
         self.read_timeout = read_timeout_seconds
         self.max_pages = max_pages
         self.max_resources = max_resources
+        self.max_bytes = max_bytes
         self.session = requests.Session()
         self.session.cookies.set_policy(_NoCookies())
         # requests reads the environment (proxies, CA bundle, ~/.netrc) again on every request when trust_env is on:
@@ -159,9 +138,10 @@ class FhirClient:
         # proxies and CA bundle are read once per call instead (_Call), and ~/.netrc never: its credentials would
         # replace the EHR's Bearer token (the only credential this client may send).
         self.session.trust_env = False
-        # One thread and one kept-alive connection per concurrent fetch: a call's 9 keys plus the Medication batch,
-        # for each of a gunicorn worker's threads (4 in the image) at once; threads are only started when needed.
-        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max_workers, max_retries=0)
+        # One thread and one kept-alive connection per concurrent fetch: a call's 9 keys plus its Medication batches
+        # (at most 4), for each of a gunicorn worker's threads at once; threads are only started when needed. Every
+        # fetch thread stops by its call's deadline (outbound.py), so the pool holds only the calls in progress.
+        adapter = outbound.GuardedAdapter(pool_connections=16, pool_maxsize=max_workers, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._adapter = adapter
@@ -178,6 +158,7 @@ class FhirClient:
             read_timeout_seconds=settings.fetch_read_timeout_seconds,
             max_pages=settings.fetch_max_pages,
             max_resources=settings.fetch_max_resources,
+            max_bytes=settings.fetch_max_bytes,
         )
 
     def close(self, wait: bool = False) -> None:
@@ -199,8 +180,10 @@ class FhirClient:
         for key, query in queries.items():
             tasks[key] = (lambda q=query: self._read_query_including_medications(call, q))
         for key, next_url in continuations.items():
-            # The client's first page counts as one page.
-            tasks[key] = (lambda u=next_url: self._read_pages(call, u, pages_left=self.max_pages - 1, seen=set()))
+            # The client's first page counts as one page; a relative link is relative to fhirServer (as the
+            # server's own links are), and an absolute one is checked like them before anything is sent.
+            url = urljoin(call.base + "/", next_url)
+            tasks[key] = (lambda u=url: self._read_pages(call, u, pages_left=self.max_pages - 1, seen=set()))
         return self._run(call, tasks)
 
     def fetch_medications(self, request: HookRequest, references: list[str]) -> KeyResult:
@@ -217,6 +200,10 @@ class FhirClient:
             elif mid not in ids:
                 ids.append(mid)
         chunks = [ids[i : i + MEDICATION_IDS_PER_SEARCH] for i in range(0, len(ids), MEDICATION_IDS_PER_SEARCH)]
+        if len(chunks) > MEDICATION_BATCHES:
+            refused += [f"Medication/{mid}" for chunk in chunks[MEDICATION_BATCHES:] for mid in chunk]
+            ids = [mid for chunk in chunks[:MEDICATION_BATCHES] for mid in chunk]
+            chunks = chunks[:MEDICATION_BATCHES]
         tasks = {
             f"batch-{n}": (lambda c=chunk: self._read_query(call, f"Medication?_id={','.join(c)}&_count={len(c)}"))
             for n, chunk in enumerate(chunks)
@@ -244,24 +231,25 @@ class FhirClient:
 
     def _call(self, request: HookRequest) -> _Call | None:
         """The call's shared state; the deadline starts at the call's first fetch and covers the later ones."""
-        scope = getattr(self._local, "scope", None)
-        if scope is not None and scope[0]() is request:
-            deadline = scope[1]
-        else:
-            deadline = Deadline.start(self.deadline_seconds)
-            # A weak reference: the same HookRequest object (not an equal one) is the same service call.
-            self._local.scope = (weakref.ref(request), deadline)
         base = str(request.fhir_server).rstrip("/")
-        origin = Origin.of(base)
+        origin = outbound.origin_of(base)
         if origin is None:  # protocol.py already refuses these; never send anything to a non-http(s) URL
             return None
+        current = getattr(self._local, "scope", None)
+        if current is not None and current[0]() is request:
+            scope = current[1]
+        else:
+            scope = outbound.Scope(self.deadline_seconds, max_bytes=self.max_bytes, name="fetch",
+                                   allow_private=getattr(request, "fhir_server_listed", False))
+            # A weak reference: the same HookRequest object (not an equal one) is the same service call.
+            self._local.scope = (weakref.ref(request), scope)
         # The session's default headers (User-Agent, Accept-Encoding: gzip, keep-alive) with the call's own, merged
         # once per call: requests are sent through the adapter (_get_json), not Session.request.
         headers = {**self.session.headers, "Accept": ACCEPT}
         if request.fhir_authorization is not None:
             headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
         proxies, verify = _environment(base)
-        return _Call(base=base, origin=origin, headers=headers, deadline=deadline, cancelled=threading.Event(),
+        return _Call(base=base, origin=origin, headers=headers, scope=scope, cancelled=threading.Event(),
                      proxies=proxies, verify=verify)
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -274,15 +262,26 @@ class FhirClient:
         started = time.perf_counter()
         pool = self._pool()
         futures: dict[str, Future] = {key: pool.submit(self._guarded, key, task) for key, task in tasks.items()}
-        wait(futures.values(), timeout=max(0.0, call.deadline.remaining()))
+        _, pending = wait(futures.values(), timeout=max(0.0, call.scope.remaining()))
+        call.cancelled.set()  # tasks still running stop at their next page, chunk or parse
+        if pending:
+            # The watchdog shuts the call's sockets down at the deadline; doing it here too spares waiting for it.
+            call.scope.abort()
+            for future in pending:
+                future.cancel()
+            _, pending = wait(pending, timeout=STOP_GRACE_SECONDS)
+            if pending:  # e.g. a DNS lookup, which nothing can interrupt
+                log.warning("fetch threads still running after the call's deadline", extra={"threads": len(pending)})
+        deadline_message = f"not obtained within the fetch deadline of {call.scope.seconds:g} s"
         results: dict[str, KeyResult] = {}
         for key, future in futures.items():
             if future.done() and not future.cancelled():
-                results[key] = future.result()
+                result = future.result()
+                if result.error == UNREACHABLE and call.scope.aborted:
+                    result.error = deadline_message  # what broke the connection was our own deadline
+                results[key] = result
             else:
-                future.cancel()
-                results[key] = KeyResult(error=call.deadline.message, source="fetched")
-        call.cancelled.set()  # tasks still running stop at their next page or chunk
+                results[key] = KeyResult(error=deadline_message, source="fetched")
         log.info(
             "fetched",
             extra={
@@ -354,6 +353,8 @@ class FhirClient:
                     raise FetchError("the FHIR server answered with an OperationOutcome")
                 if bundle.get("resourceType") != "Bundle":
                     raise FetchError(f"the FHIR server answered with a {_kind(bundle)} where a searchset Bundle was expected")
+                if not isinstance(bundle.get("entry", []), list) or not isinstance(bundle.get("link", []), list):
+                    raise FetchError("the FHIR server answered with a Bundle whose entry or link is not an array")
             except FetchError as error:
                 if not pages:
                     raise
@@ -387,10 +388,11 @@ class FhirClient:
         return KeyResult(resources=resources, error=truncated, source="fetched")
 
     def _next_link(self, call: _Call, bundle: dict) -> str | None:
-        for link in bundle.get("link") or []:
+        links = bundle.get("link")
+        for link in links if isinstance(links, list) else []:
             if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
                 url = urljoin(call.base + "/", link["url"])
-                if Origin.of(url) != call.origin:
+                if outbound.origin_of(url) != call.origin:
                     raise FetchError("a next link points outside the fhirServer's origin; it was not followed")
                 return url
         return None
@@ -398,7 +400,7 @@ class FhirClient:
     def _medication_id(self, call: _Call, reference: str) -> str | None:
         """The id of a Medication reference we may fetch from the fhirServer, or None."""
         if reference.startswith(("http://", "https://")):
-            if not reference.startswith(call.base + "/") or Origin.of(reference) != call.origin:
+            if not reference.startswith(call.base + "/") or outbound.origin_of(reference) != call.origin:
                 return None  # another server: we never send the token elsewhere
             reference = reference[len(call.base) + 1 :]
         kind, _, mid = reference.partition("/")
@@ -409,32 +411,49 @@ class FhirClient:
     # ------------------------------------------------------------------ HTTP
 
     def _get_json(self, call: _Call, url: str, *, what: str) -> dict[str, Any]:
-        if call.cancelled.is_set():
-            raise FetchError(call.deadline.message)
-        if Origin.of(url) != call.origin:  # defence in depth: the token goes to the fhirServer's origin only
-            raise FetchError("refused to fetch from outside the fhirServer's origin")
-        remaining = call.deadline.remaining()
-        if remaining <= 0.001:
-            raise FetchError(call.deadline.message)
+        scope = call.scope
+        try:
+            if call.cancelled.is_set():
+                scope.abort()
+            scope.check()
+        except outbound.Refused as refused:
+            raise FetchError(str(refused)) from None
+        remaining = scope.remaining()
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         # Prepared and sent straight through the adapter: Session.request would merge session settings, cookies
         # (refused anyway) and hooks on every request, ~0.2 ms of CPU each under the GIL, and the nine requests of a
         # call leave one after another (docs/performance.md). Redirects are not followed either way.
         prepared = requests.PreparedRequest()
+        response = None
         try:
             prepared.prepare(method="GET", url=url, headers=call.headers)
-            with self._adapter.send(prepared, stream=True, timeout=timeout, verify=call.verify,
-                                    proxies=call.proxies) as response:
+            # The token goes to the fhirServer's origin only, as urllib3 reads the URL that is actually sent (urlsplit
+            # and urllib3 disagree on e.g. a backslash before an @, and urllib3 is what connects).
+            if outbound.origin_of(prepared.url) != call.origin or outbound.origin_of(url) != call.origin:
+                raise FetchError("refused to fetch from outside the fhirServer's origin")
+            with outbound.within(scope):  # left before the response is closed (its connection leaves the scope)
+                response = self._adapter.send(prepared, stream=True, timeout=timeout, verify=call.verify,
+                                              proxies=call.proxies)
                 _check_status(response.status_code, authenticated="Authorization" in call.headers, what=what)
                 body = bytearray()
                 for chunk in response.iter_content(_CHUNK):
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:
                         raise FetchError(f"the FHIR server's answer is larger than {MAX_RESPONSE_BYTES} bytes")
-                    if call.cancelled.is_set() or call.deadline.remaining() <= 0:
-                        raise FetchError(call.deadline.message)
+                    scope.take(len(chunk))
+                    if call.cancelled.is_set():
+                        raise FetchError(f"not obtained within the fetch deadline of {scope.seconds:g} s")
+        except outbound.Refused as refused:
+            raise FetchError(str(refused)) from None
         except requests.RequestException as error:
             raise FetchError(_transport_reason(error)) from None
+        except (requests.exceptions.InvalidURL, ValueError):
+            raise FetchError("refused to fetch a malformed URL") from None
+        finally:
+            if response is not None:
+                response.close()
+        if call.cancelled.is_set():  # the call has answered: no parse after it
+            raise FetchError(f"not obtained within the fetch deadline of {scope.seconds:g} s")
         try:
             parsed = parse_json(body)
         except (ValueError, RecursionError):
@@ -501,16 +520,17 @@ def _check_status(status: int, *, authenticated: bool, what: str) -> None:
 
 
 def _transport_reason(error: requests.RequestException) -> str:
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return "timed out connecting to the FHIR server"
-    if isinstance(error, requests.exceptions.ReadTimeout):
-        return "the FHIR server did not answer in time (read timeout)"
+    """One reason for every transport failure: refused, timed out, TLS or broken connections must read alike to the
+    caller (they would map the network behind us); the kind goes to the log, without the URL."""
     if isinstance(error, requests.exceptions.SSLError):
-        return "TLS error with the FHIR server"
-    if isinstance(error, requests.exceptions.ConnectionError):
-        if error.args and isinstance(error.args[0], ReadTimeoutError):  # raised while streaming the body
-            return "the FHIR server did not answer in time (read timeout)"
-        return "could not connect to the FHIR server"
-    if isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return "the connection broke while reading the FHIR server's answer"
-    return "the request to the FHIR server failed"
+        kind = "tls"
+    elif isinstance(error, requests.exceptions.Timeout):
+        kind = "timeout"
+    elif isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        kind = "broken"
+    elif isinstance(error, requests.exceptions.ConnectionError):
+        kind = "connection"
+    else:
+        kind = "other"
+    log.info("FHIR request failed", extra={"kind": kind, "error": type(error).__name__})
+    return UNREACHABLE

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cds_service.record.json_text import dump_json, parse_json
 
 from .clock import Clock
 from .discovery import services
-from .errors import BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from . import metrics
+from .errors import BadRequest, PayloadTooLarge, ServiceError, Unauthorized, UnsupportedMediaType
 from .feedback import log_feedback, validate_feedback
 from .operations import Operations
 from .prefetch import Fetcher
@@ -57,11 +58,21 @@ def read_json_body() -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     limit = state().settings.max_body_bytes
+    too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        raise too_large
+    try:
+        raw = request.stream.read(limit + 1)
+        # A chunked body has no length: werkzeug's stream ends at MAX_CONTENT_LENGTH, and only a further read says
+        # whether the client sent more (413, however the body is framed).
+        if len(raw) > limit or (len(raw) == limit and request.stream.read(1)):
+            raise too_large
+    except RequestEntityTooLarge:
+        raise too_large from None
+    except (ServiceError, HTTPException):
+        raise
+    except Exception:  # noqa: BLE001 - gunicorn's framing errors (bad chunk sizes...) and broken connections
+        raise BadRequest("the request body could not be read: malformed chunked framing, or the connection broke") from None
     try:
         # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
         # resource before it is validated (record/validation.py), not on the whole body, which costs as much as
@@ -85,6 +96,19 @@ def authenticate() -> dict | None:
     return claims
 
 
+def fhir_servers(claims: dict | None) -> tuple[str, ...] | None:
+    """What a verified caller may fetch from: its issuer's fhir_servers; None (CDS_FHIR_SERVERS) without a token."""
+    if not claims:
+        return None
+    issuer = getattr(state().authenticator, "issuers", {}).get(claims.get("iss"))
+    return tuple(getattr(issuer, "fhir_servers", ()))
+
+
+def rule_page_base(settings: Settings) -> str:
+    """Where the rule pages the cards link to are: CDS_PUBLIC_URL behind a proxy, else this request's base URL."""
+    return (settings.public_url or request.url_root).rstrip("/")
+
+
 @hooks.get("/cds-services")
 def discovery():
     authenticate()
@@ -93,11 +117,12 @@ def discovery():
 
 @hooks.post("/cds-services/<service_id>")
 def service_call(service_id: str):
-    authenticate()  # before anything else: an unauthenticated caller learns nothing, not even which ids exist
+    claims = authenticate()  # before anything: an unauthenticated caller learns nothing, not even which ids exist
     service = find_service(service_id)
     body = read_json_body()
     current = state()
-    result = current.operations.call(service, body, fetcher=current.fetcher, issuer=g.issuer, tenant=g.tenant)
+    result = current.operations.call(service, body, fetcher=current.fetcher, issuer=g.issuer, tenant=g.tenant,
+                                     fhir_servers=fhir_servers(claims), rule_page_base=rule_page_base(current.settings))
     g.hook_instance = result.request.hook_instance
     g.call_summary = result.summary
     return json_response(result.response)

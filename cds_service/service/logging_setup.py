@@ -2,12 +2,18 @@
 
 What may be logged: ids of requests (hookInstance), services, rules and cards, issuers, outcomes and timings.
 What must never be: tokens, patient names or ids, resource contents. Callers pass only the former.
+
+Whatever a caller managed to put in a field (a path, a card id, gunicorn's quote of a bad request line) is bounded
+and made safe by both formats: strings cut to MAX_FIELD_CHARS, lists and objects to MAX_ITEMS, lone surrogates
+escaped (they cannot be written as UTF-8), and in the text format every control character escaped, so that no value
+can start a line of its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime, timezone
 
@@ -17,8 +23,52 @@ import orjson
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
-def _fields(record: logging.LogRecord) -> dict:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+MAX_FIELD_CHARS = 256
+MAX_MESSAGE_CHARS = 1024
+MAX_ITEMS = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(text: str, limit: int = MAX_FIELD_CHARS, *, controls: bool = False) -> str:
+    """text cut to `limit` characters, lone surrogates (and with `controls`, control characters) escaped."""
+    if len(text) > limit:
+        text = text[:limit] + f"...({len(text) - limit} more)"
+    return (_CONTROL if controls else _SURROGATE).sub(_escape, text)
+
+
+def safe_value(value, *, controls: bool = False, depth: int = 0):
+    """A field's value as it may be logged: bounded in length, count and depth, and writable."""
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else safe_text(str(value), 40)
+    if isinstance(value, str):
+        return safe_text(value, controls=controls)
+    if depth < 3 and isinstance(value, (list, tuple, set, frozenset)):
+        items = [safe_value(v, controls=controls, depth=depth + 1) for v in list(value)[:MAX_ITEMS]]
+        return items + ([f"...({len(value) - MAX_ITEMS} more)"] if len(value) > MAX_ITEMS else [])
+    if depth < 3 and isinstance(value, dict):
+        return {safe_text(str(k), 64, controls=controls): safe_value(v, controls=controls, depth=depth + 1)
+                for k, v in list(value.items())[:MAX_ITEMS]}
+    return safe_text(str(value), controls=controls)
+
+
+def _fields(record: logging.LogRecord, *, controls: bool = False) -> dict:
+    return {k: safe_value(v, controls=controls) for k, v in vars(record).items() if k not in _STANDARD}
+
+
+def _message(record: logging.LogRecord, *, controls: bool = False) -> str:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad %-format in someone's log call must not lose the line
+        message = str(record.msg)
+    return safe_text(message, MAX_MESSAGE_CHARS, controls=controls)
 
 
 def dump_json_line(event: dict) -> str:
@@ -35,7 +85,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": _message(record),
             **_fields(record),
         }
         if record.exc_info:
@@ -51,8 +101,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = " ".join(f"{k}={v}" for k, v in _fields(record, controls=True).items())
+        line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} {record.name}: {_message(record, controls=True)}"
         if record.exc_info and record.exc_info[0]:
             fields += f" error={record.exc_info[0].__name__}"
         return f"{line} {fields}".rstrip()

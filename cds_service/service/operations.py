@@ -138,12 +138,14 @@ class Operations:
 
     # --- what the endpoints do with it ----------------------------------------------------------------------------
 
-    def call(self, service: Service, body: Any, *, fetcher, issuer: str | None, tenant: str | None) -> CallResult:
+    def call(self, service: Service, body: Any, *, fetcher, issuer: str | None, tenant: str | None,
+             fhir_servers: tuple[str, ...] | None = None, rule_page_base: str | None = None) -> CallResult:
         """A service call for this caller's site: its rules only, screened (A21, A22), recorded, and under silent
-        mode computed and recorded but not sent."""
+        mode computed and recorded but not sent. `fhir_servers` and `rule_page_base` as in service_call.handle."""
         site = self.site(issuer, tenant)
         now = self.clock()
         result = handle(service, body, settings=self.settings, clock=lambda: now, fetcher=fetcher,
+                        fhir_servers=fhir_servers, rule_page_base=rule_page_base,
                         screen_for=lambda request: self.recorder.screen(request, now), switched_off=site.rules_off)
         self.recorder.record_call(service_id=service.id, request=result.request, evaluation=result.evaluation,
                                   site=site, issuer=issuer, tenant=tenant, now=now)

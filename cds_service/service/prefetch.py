@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .errors import BadRequest, PreconditionFailed
 from cds_service.record.medications import MEDICATION_TYPES, unresolved_medication_references
 from .protocol import HookRequest
-from cds_service.record.codes import loinc_codes
+from cds_service.record.codes import has_loinc_code
 from cds_service.record.draft_orders import draft_order_entries
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -94,13 +94,14 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
     without the Observations that carry none of these LOINC codes (see gather)."""
     resources = []
-    for entry in bundle.get("entry") or []:
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:  # protocol.py and fhir_client.py refuse other shapes
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
             resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
-                if observation_codes is None or resource_type != "Observation" or loinc_codes(resource, observation_codes):
+                if observation_codes is None or resource_type != "Observation" or has_loinc_code(resource, observation_codes):
                     resources.append(resource)
     return resources
 
@@ -116,7 +117,8 @@ def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = N
         return KeyResult(resources=[value])
     resources = bundle_resources(value, observation_codes)
     next_url = None
-    for link in value.get("link") or []:
+    links = value.get("link")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             next_url = link["url"]
     return KeyResult(resources=resources, next_url=next_url)
@@ -131,8 +133,9 @@ def gather(
 ) -> PatientRecord:
     """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing.
 
-    `observation_codes` (the LOINC codes the rules read): an Observation with none of them is left out of the record
-    (most of a record: vital signs, surveys, other labs), by the selection's own test (record.codes.loinc_codes)."""
+    `observation_codes` (the LOINC codes the rules read): an Observation with none of them, as its code or a panel
+    component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
+    own test (record.codes.has_loinc_code)."""
     keys: dict[str, KeyResult] = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
@@ -191,7 +194,7 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
     for resource in found:
         resource_type = resource.get("resourceType")
-        if observation_codes is not None and resource_type == "Observation" and not loinc_codes(resource, observation_codes):
+        if observation_codes is not None and resource_type == "Observation" and not has_loinc_code(resource, observation_codes):
             continue  # fetched pages are read by the FHIR client, without the codes
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import BadRequest
+from .outbound import parse_http_url
 
 # Hook context definitions (HL7 CDS Hooks Library STU1): required and optional fields, and who may be the user.
 HOOK_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -54,6 +55,9 @@ class HookRequest:
     """Only the keys the client sent; a key present with value None means 'no data' and is never fetched."""
     fhir_server: str | None = None
     fhir_authorization: FhirAuthorization | None = field(default=None, repr=False)
+    fhir_server_listed: bool = False
+    """Set by the service from its configuration, never from the body: fhirServer is listed by URL for this caller,
+    so it may be at a loopback or private address (service_call.py, outbound.AllowedServers)."""
 
     @property
     def patient_id(self) -> str:
@@ -116,6 +120,10 @@ def parse_hook_request(body: Any, *, expected_hook: str, allow_http_fhir_server:
         for key, value in prefetch_raw.items():
             if value is not None and not (isinstance(value, dict) and isinstance(value.get("resourceType"), str)):
                 raise BadRequest(f"prefetch.{key} must be a FHIR resource or null")
+            if value is not None and value["resourceType"] == "Bundle":
+                for member in ("entry", "link"):
+                    if not isinstance(value.get(member, []), (list, type(None))):
+                        raise BadRequest(f"prefetch.{key}.{member} must be an array")
             prefetch[key] = value
 
     return HookRequest(
@@ -153,6 +161,8 @@ def _validate_context(hook: str, context: dict) -> None:
         draft = context["draftOrders"]
         if not isinstance(draft, dict) or draft.get("resourceType") != "Bundle":
             raise BadRequest("context.draftOrders must be a FHIR Bundle")
+        if not isinstance(draft.get("entry", []), (list, type(None))):
+            raise BadRequest("context.draftOrders.entry must be an array")
     if "selections" in definition["required"]:
         selections = context["selections"]
         if not isinstance(selections, list) or not selections or not all(
@@ -164,8 +174,15 @@ def _validate_context(hook: str, context: dict) -> None:
 def _validate_fhir_server(value: Any, allow_http: bool) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("fhirServer must be a non-empty URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if len(value) > 2048:
+        raise BadRequest("fhirServer must be a URL of at most 2048 characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise BadRequest("fhirServer must be an absolute http(s) URL") from None
+    # urllib3's reading too (it decides where requests connects): both must see an http(s) URL with a host, and
+    # no backslash, space or control character, on which parsers disagree.
+    if parts.scheme not in ("http", "https") or not parts.netloc or parse_http_url(value) is None:
         raise BadRequest("fhirServer must be an absolute http(s) URL")
     if parts.scheme == "http" and not allow_http:
         raise BadRequest("fhirServer must use https (plain http is refused: CDS_FHIR_ALLOW_HTTP is false)")

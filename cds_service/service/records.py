@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.engine.card_model import Card
-from cds_service.engine.evaluate import Evaluation
+from cds_service.engine.evaluate import EXTENSION_KEY, Evaluation
 from cds_service.engine.screening import Candidate, CardKeys, Screen
 
 from . import metrics
@@ -106,13 +106,13 @@ class Recorder:
 
     def _record(self, card: Card, keys: CardKeys, held_back: str | None, *, service_id: str, hook: str,
                 patient: str, server: str, issuer: str | None, tenant: str | None, now: datetime) -> CardRecord:
-        extension: Mapping[str, Any] = next(iter(card.extension.values()), {}) if card.extension else {}
+        extension: Mapping[str, Any] = card.extension[EXTENSION_KEY]
         return CardRecord(
             uuid=card.uuid,
             service_id=service_id,
             hook=hook,
-            # The card's own stable key when it carries one (A20), else the rule-and-finding key it was screened by.
-            stable_key=str(extension.get("key") or keys.stable_key)[:200],
+            # The card's stable key (A20), keyed: the EHR's key may name a product ordered for this patient.
+            stable_key=self.keys.card(str(extension["key"])),
             indicator=card.indicator,
             knowledge_version=self.knowledge_version,
             issued_at=now,

@@ -137,10 +137,13 @@ def db_command(args) -> int:
 
 def add_commands(commands) -> None:
     report = commands.add_parser("report", help="print the rule analytics (GET /analytics/rules) from the database")
-    report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="table (default, for a reader), json or csv (for a spreadsheet)")
     report.add_argument("--weeks", type=int, help="ISO weeks up to and including this one (default 12)")
     report.set_defaults(run=report_command)
 
     db = commands.add_parser("db", help="the database: upgrade (migrate), current (revision), purge (retention)")
-    db.add_argument("action", choices=("upgrade", "current", "purge"))
+    db.add_argument("action", choices=("upgrade", "current", "purge"),
+                    help="upgrade: migrate to the newest revision; current: show the revision (exit 1 when not the "
+                         "newest); purge: delete what is older than CDS_RETENTION_DAYS")
     db.set_defaults(run=db_command)

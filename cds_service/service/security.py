@@ -9,15 +9,21 @@ token):
 2. `iss` names an issuer of the trust file (CDS_ISSUERS), and a `jku`, if any, is on that issuer's allowlist (a jku
    off the list is never fetched);
 3. the signature verifies with the issuer's key of that `kid`: from its static JWK Set, its `jwks_uri` or an
-   allowlisted `jku` (fetched with a timeout, cached, fetched again when a `kid` is unknown);
+   allowlisted `jku` (fetched within one deadline for the whole fetch, cached, fetched again when a `kid` is unknown
+   at most every MIN_REFETCH_SECONDS per issuer; one fetch per URL at a time, which others wait for only when they
+   have no key at all, and never longer than that deadline);
 4. `aud` is exactly the URL called (CDS_PUBLIC_URL + path, else the request's own URL), `exp`, `iat` and `jti` are
    present, `exp`/`iat`/`nbf` are valid with CDS_JWT_LEEWAY_SECONDS of leeway, and the token lives at most an hour;
 5. `tenant` is allowed when the issuer lists tenants;
-6. `jti` has not been seen from this issuer within the token's lifetime (replay cache).
+6. `jti` has not been seen from this issuer within the token's lifetime (replay store).
 
-The key caches are shared by the threads of one process and guarded by locks. The replay cache is shared by every
-thread and every worker process forked from the process that built the app (gunicorn's preload_app), through a
-SQLite file in a private temporary directory; replicas on other hosts each have their own.
+The key caches are shared by the threads of one process. The replay store (ReplayStore: remember(issuer, jti,
+expires_at, now)) is shared by every thread and every worker process forked from the process that built the app
+(gunicorn's preload_app), through a SQLite file in a private temporary directory; replicas on other hosts each have
+their own. It is bounded per issuer, so one issuer's traffic can never refuse another's tokens.
+
+Each trusted issuer also lists the FHIR servers its callers may have fetched from (`fhir_servers`, see
+service_call.fetch_access).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
 import jwt
@@ -51,7 +57,9 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from . import outbound
 from .errors import Unauthorized
+from cds_service.record.fhir_values import finite_number
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("cds_service.security")
@@ -65,11 +73,15 @@ MAX_TOKEN_CHARS = 16 * 1024
 MAX_TOKEN_LIFETIME_SECONDS = 3600
 """exp - iat may not exceed this (CDS Hooks best practice: a replay cache for the maximum token lifetime, ≤ 1 h)."""
 MAX_JWKS_BYTES = 512 * 1024
-REPLAY_CACHE_ENTRIES = 100_000
+REPLAY_ENTRIES_PER_ISSUER = 100_000
+"""Live (iss, jti) pairs kept per issuer (CDS_REPLAY_MAX_PER_ISSUER): 333 calls/s for 5-minute tokens."""
+FETCH_WAIT_GRACE_SECONDS = 0.5
+"""How much longer than a key-set fetch's own deadline a thread waits for it (its sockets are shut at the deadline)."""
 MIN_REFETCH_SECONDS = 10.0
-"""A JWK Set URL is fetched again for an unknown kid at most this often (random kids must not become a fetch flood)."""
+"""An issuer's key sets are fetched again (stale, or an unknown kid) at most this often: random kids from any caller
+must not become a fetch flood, nor keep threads waiting on one."""
 
-_ISSUER_FIELDS = {"jwks", "jwks_uri", "allowed_jku", "tenants", "about"}
+_ISSUER_FIELDS = {"jwks", "jwks_uri", "allowed_jku", "tenants", "fhir_servers", "about"}
 _FILE_FIELDS = {"issuers", "about"}
 
 
@@ -161,7 +173,10 @@ def _url_ok(url: Any) -> bool:
     """An https URL, or http to this machine only (local development)."""
     if not isinstance(url, str):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
     if not parts.netloc:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"))
@@ -174,6 +189,7 @@ class Issuer:
     jwks_uri: str | None
     allowed_jku: frozenset[str]
     tenants: frozenset[str] | None  # None: any tenant (or none)
+    fhir_servers: tuple[str, ...] = ()  # base URLs its calls may fetch from (outbound.AllowedServers); none: nothing
 
 
 def load_issuers(path: Path | str) -> dict[str, Issuer]:
@@ -218,12 +234,23 @@ def load_issuers(path: Path | str) -> dict[str, Issuer]:
             not isinstance(tenants, list) or not tenants or not all(isinstance(t, str) and t for t in tenants)
         ):
             raise SettingsError(f"{at}: tenants must be a non-empty list of strings (omit it to allow any tenant)")
+        fhir_servers = config.get("fhir_servers", [])
+        if not isinstance(fhir_servers, list) or not all(isinstance(u, str) for u in fhir_servers):
+            raise SettingsError(f"{at}: fhir_servers must be a list of FHIR server base URLs (or \"*\")")
+        try:
+            outbound.AllowedServers(fhir_servers, where=f"{at}: fhir_servers")
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        if not fhir_servers:
+            log.warning("issuer lists no fhir_servers: its calls fetch nothing from a FHIR server",
+                        extra={"issuer": _loggable(iss)})
         issuers[iss] = Issuer(
             iss=iss,
             keys=keys,
             jwks_uri=config.get("jwks_uri"),
             allowed_jku=frozenset(allowed_jku),
             tenants=frozenset(tenants) if tenants is not None else None,
+            fhir_servers=tuple(u.rstrip("/") if u != "*" else u for u in fhir_servers),
         )
     return issuers
 
@@ -240,7 +267,15 @@ class _Fetched:
 
 class RemoteKeySets:
     """JWK Sets fetched from allowlisted URLs (jwks_uri, jku): cached, fetched again when stale or when a kid is
-    unknown (at most every MIN_REFETCH_SECONDS per URL), the stale set kept when a fetch fails. Thread-safe."""
+    unknown, the stale set kept when a fetch fails. Thread-safe, and no thread waits long:
+
+    - a fetch is bounded as a whole (connect, headers and body within `timeout`: outbound.Scope), so a server that
+      drips its answer cannot hold it;
+    - one fetch per URL at a time, made by the thread that needs it; a thread that needs the same URL waits for it
+      only if it has no key of its kid at all (a stale key is used meanwhile), and at most `timeout` more; the lock
+      that guards the cache is never held during a fetch, so verifications with other keys never wait;
+    - an issuer's sets are fetched again at most every `min_refetch_seconds` (counted from the end of its last
+      fetch), whatever kids its tokens name: a flood of random kids costs one fetch per period."""
 
     def __init__(
         self,
@@ -254,117 +289,185 @@ class RemoteKeySets:
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self.min_refetch_seconds = min_refetch_seconds
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no ~/.netrc credentials on a key-set request
+            adapter = outbound.GuardedAdapter(max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
         self.monotonic = monotonic
         self._entries: dict[str, _Fetched] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._flights: dict[str, threading.Event] = {}  # URL -> set when its fetch in progress ends
+        self._last_fetch: dict[str, float] = {}  # issuer (or URL) -> when its last fetch ended
         self._guard = threading.Lock()
 
-    def _lock(self, url: str) -> threading.Lock:
+    def key(self, url: str, kid: str, issuer: str | None = None) -> dict | None:
         with self._guard:
-            return self._locks.setdefault(url, threading.Lock())
-
-    def key(self, url: str, kid: str) -> dict | None:
-        with self._lock(url):  # one fetch per URL at a time; the others wait for its result
             now = self.monotonic()
             entry = self._entries.get(url)
-            stale = entry is None or entry.fetched_at is None or now - entry.fetched_at >= self.cache_seconds
-            unknown = entry is None or kid not in entry.keys
-            may_refetch = entry is None or now - entry.attempted_at >= self.min_refetch_seconds
-            if (stale or unknown) and may_refetch:
-                entry = self._refresh(url, entry, now)
+            known = entry is not None and kid in entry.keys
+            fresh = entry is not None and entry.fetched_at is not None and now - entry.fetched_at < self.cache_seconds
+            flight = self._flights.get(url)
+            fetch_here = False
+            if not (known and fresh) and flight is None and self._may_fetch(url, issuer or url, now):
+                flight = self._flights[url] = threading.Event()
+                fetch_here = True
+        if fetch_here:
+            try:
+                self._refresh(url, entry, issuer or url)
+            finally:
+                with self._guard:
+                    del self._flights[url]
+                flight.set()
+        elif flight is not None and not known:
+            flight.wait(self.timeout + FETCH_WAIT_GRACE_SECONDS)
+        with self._guard:
+            entry = self._entries.get(url)
             return entry.keys.get(kid) if entry is not None else None
 
-    def _refresh(self, url: str, entry: _Fetched | None, now: float) -> _Fetched:
+    def _may_fetch(self, url: str, issuer: str, now: float) -> bool:
+        if url not in self._entries:
+            return True  # each URL once, however recently its issuer's other sets were fetched
+        last = self._last_fetch.get(issuer)
+        return last is None or now - last >= self.min_refetch_seconds
+
+    def _refresh(self, url: str, entry: _Fetched | None, issuer: str) -> None:
         started = time.monotonic()
+        keys: dict[str, dict] | None = None
         try:
             keys = parse_jwk_set(self._get(url), where=url, strict=False)
-        except (requests.RequestException, ValueError) as error:
+        except (requests.RequestException, outbound.Refused, ValueError) as error:
             log.warning(
                 "JWK Set fetch failed",
                 extra={"url": url, "error": type(error).__name__, "keptStaleKeys": bool(entry and entry.keys)},
             )
-            entry = entry or _Fetched(keys={}, fetched_at=None, attempted_at=now)
-            entry.attempted_at = now
         else:
             log.info("JWK Set fetched", extra={"url": url, "keys": len(keys), "ms": round((time.monotonic() - started) * 1000, 1)})
-            entry = _Fetched(keys=keys, fetched_at=now, attempted_at=now)
-        self._entries[url] = entry
-        return entry
+        with self._guard:
+            ended = self.monotonic()  # the next fetch is counted from the end of this one, however long it took
+            if keys is not None:
+                self._entries[url] = _Fetched(keys=keys, fetched_at=ended, attempted_at=ended)
+            else:  # the last good set is kept
+                self._entries[url] = _Fetched(keys=entry.keys if entry else {},
+                                              fetched_at=entry.fetched_at if entry else None, attempted_at=ended)
+            self._last_fetch[issuer] = ended
 
     def _get(self, url: str) -> Any:
-        deadline = time.monotonic() + self.timeout
-        with self.session.get(
-            url, timeout=self.timeout, allow_redirects=False, stream=True, headers={"Accept": "application/json"}
-        ) as response:
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise ValueError("JWK Set too large")
-                if time.monotonic() > deadline:
-                    raise requests.Timeout("JWK Set download exceeded the fetch timeout")
+        # The trust file names these URLs, so they may be at private addresses (an EHR's own network).
+        scope = outbound.Scope(self.timeout, max_bytes=MAX_JWKS_BYTES, allow_private=True, name="JWK Set fetch")
+        response = None
+        try:
+            with outbound.within(scope):
+                response = self.session.get(url, timeout=self.timeout, allow_redirects=False, stream=True,
+                                            headers={"Accept": "application/json"})
+                if response.status_code != 200:
+                    raise ValueError(f"HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    body += chunk
+                    scope.take(len(chunk))
+        finally:
+            if response is not None:
+                response.close()
         return json.loads(bytes(body))
 
 
 # --- replay ------------------------------------------------------------------------------------------------------
 
 
-class ReplayCache:
-    """(iss, jti) pairs seen, each kept until its token expires. Bounded: when full of unexpired entries, new tokens
-    are refused (fail closed) rather than old ones forgotten. Thread-safe."""
+class ReplayStore(Protocol):
+    """Where (iss, jti) pairs are remembered until their token expires; a database can back it (one store for every
+    replica). Bounded per issuer: at the bound, that issuer's new tokens are refused (fail closed, _Rejected
+    "replay store full for this issuer", and a warning at most once a minute per issuer) until its entries expire;
+    other issuers are never affected. Nothing is forgotten early."""
 
-    def __init__(self, max_entries: int = REPLAY_CACHE_ENTRIES):
-        self.max_entries = max_entries
+    def remember(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
+        """True (and remembered) the first time (issuer, jti) is seen while unexpired; False for a replay."""
+        ...
+
+
+class _FullWarnings:
+    """A warning when an issuer's share of the store is full, at most once a minute per issuer."""
+
+    def __init__(self):
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def refuse(self, issuer: str, bound: int, now: float) -> None:
+        with self._lock:
+            warn = now - self._last.get(issuer, float("-inf")) >= 60
+            if warn:
+                self._last[issuer] = now
+        if warn:
+            log.warning("replay store full for an issuer: its new tokens are refused until its entries expire",
+                        extra={"issuer": _loggable(issuer), "bound": bound})
+        raise _Rejected("replay store full for this issuer", issuer=issuer)
+
+
+class ReplayCache:
+    """The in-process ReplayStore: each (iss, jti) kept until its token expires, at most `max_per_issuer` live
+    entries per issuer. Thread-safe."""
+
+    def __init__(self, max_per_issuer: int = REPLAY_ENTRIES_PER_ISSUER):
+        self.max_per_issuer = max_per_issuer
         self._expiry: dict[tuple[str, str], float] = {}
+        self._per_issuer: dict[str, int] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
         self._lock = threading.Lock()
+        self._full = _FullWarnings()
 
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
-        """True (and remembered) the first time key is seen while unexpired; False for a replay or a full cache."""
+    def remember(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
+        key = (issuer, jti)
         with self._lock:
             while self._heap and self._heap[0][0] <= now:
                 expiry, old = heapq.heappop(self._heap)
                 if self._expiry.get(old) == expiry:
                     del self._expiry[old]
+                    self._per_issuer[old[0]] -= 1
             if key in self._expiry:
                 return False
-            if len(self._expiry) >= self.max_entries:
-                raise _Rejected("replay cache full")
-            self._expiry[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
-            return True
+            full = self._per_issuer.get(issuer, 0) >= self.max_per_issuer
+            if not full:
+                self._expiry[key] = expires_at
+                self._per_issuer[issuer] = self._per_issuer.get(issuer, 0) + 1
+                heapq.heappush(self._heap, (expires_at, key))
+                return True
+        self._full.refuse(issuer, self.max_per_issuer, now)
+        return False
+
+    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
+        return self.remember(key[0], key[1], expires_at, now)
 
 
 class SharedReplayCache:
-    """The replay cache of all the processes of one host: gunicorn's workers are forked from one master, which
-    creates this cache (preload_app), so a token replayed to another worker is still a replay. (iss, jti) pairs live
+    """The ReplayStore of all the processes of one host: gunicorn's workers are forked from one master, which
+    creates this store (preload_app), so a token replayed to another worker is still a replay. (iss, jti) pairs live
     in a SQLite file in a private temporary directory; each thread of each process has its own connection. Bounded
-    like ReplayCache, and fail-closed: if the file cannot be used, tokens are refused."""
+    per issuer like ReplayCache, and fail-closed: if the file cannot be used, tokens are refused."""
 
-    def __init__(self, max_entries: int = REPLAY_CACHE_ENTRIES, directory: str | None = None):
-        self.max_entries = max_entries
+    def __init__(self, max_per_issuer: int = REPLAY_ENTRIES_PER_ISSUER, directory: str | None = None):
+        self.max_per_issuer = max_per_issuer
         self._dir = tempfile.mkdtemp(prefix="cds-replay-", dir=directory)
         self.path = os.path.join(self._dir, "jti.sqlite")
         self._local = threading.local()
+        self._full = _FullWarnings()
         creator = os.getpid()
         with closing(self._connect()) as conn:
             conn.executescript(
-                "CREATE TABLE seen (key TEXT PRIMARY KEY, exp REAL NOT NULL);"
+                "CREATE TABLE seen (iss TEXT NOT NULL, jti TEXT NOT NULL, exp REAL NOT NULL, PRIMARY KEY (iss, jti));"
                 "CREATE INDEX seen_exp ON seen (exp);"
-                "CREATE TABLE size (n INTEGER NOT NULL); INSERT INTO size VALUES (0);"
+                "CREATE TABLE size (iss TEXT PRIMARY KEY, n INTEGER NOT NULL);"
             )
         atexit.register(lambda: os.getpid() == creator and shutil.rmtree(self._dir, ignore_errors=True))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=True)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")  # a crash loses the cache and the tokens it guards expire within the hour
+        conn.execute("PRAGMA synchronous=OFF")  # a crash loses the store and the tokens it guards expire within the hour
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -374,48 +477,55 @@ class SharedReplayCache:
         return self._local.conn
 
     def __len__(self) -> int:
-        return self._conn().execute("SELECT n FROM size").fetchone()[0]
+        return self._conn().execute("SELECT coalesce(sum(n), 0) FROM size").fetchone()[0]
 
-    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
-        """True (and remembered) the first time key is seen while unexpired; False for a replay."""
+    def remember(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
         try:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")  # one writer at a time across threads and processes
             try:
-                first = self._record(conn, json.dumps(key), expires_at, now)
+                outcome = self._record(conn, issuer, jti, expires_at, now)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return first
         except sqlite3.Error as error:
             self._local.conn = None  # a fresh connection next time
-            log.error("replay cache unavailable", extra={"error": type(error).__name__})
-            raise _Rejected("replay cache unavailable") from None
+            log.error("replay store unavailable", extra={"error": type(error).__name__})
+            raise _Rejected("replay store unavailable") from None
+        if outcome is None:
+            self._full.refuse(issuer, self.max_per_issuer, now)
+        return bool(outcome)
 
-    def _record(self, conn: sqlite3.Connection, key: str, expires_at: float, now: float) -> bool:
-        purged = conn.execute("DELETE FROM seen WHERE exp <= ?", (now,)).rowcount
-        if purged:
-            conn.execute("UPDATE size SET n = n - ?", (purged,))
-        if conn.execute("SELECT 1 FROM seen WHERE key = ?", (key,)).fetchone():
+    def first_use(self, key: tuple[str, str], expires_at: float, now: float) -> bool:
+        return self.remember(key[0], key[1], expires_at, now)
+
+    def _record(self, conn: sqlite3.Connection, issuer: str, jti: str, expires_at: float, now: float) -> bool | None:
+        """True: remembered; False: a replay; None: the issuer's share is full."""
+        purged: dict[str, int] = {}
+        for (iss,) in conn.execute("DELETE FROM seen WHERE exp <= ? RETURNING iss", (now,)).fetchall():
+            purged[iss] = purged.get(iss, 0) + 1
+        conn.executemany("UPDATE size SET n = n - ? WHERE iss = ?", [(n, iss) for iss, n in purged.items()])
+        if conn.execute("SELECT 1 FROM seen WHERE iss = ? AND jti = ?", (issuer, jti)).fetchone():
             return False
-        if conn.execute("SELECT n FROM size").fetchone()[0] >= self.max_entries:
-            raise _Rejected("replay cache full")
-        conn.execute("INSERT INTO seen VALUES (?, ?)", (key, expires_at))
-        conn.execute("UPDATE size SET n = n + 1")
+        row = conn.execute("SELECT n FROM size WHERE iss = ?", (issuer,)).fetchone()
+        if row is not None and row[0] >= self.max_per_issuer:
+            return None
+        conn.execute("INSERT INTO seen VALUES (?, ?, ?)", (issuer, jti, expires_at))
+        conn.execute("INSERT INTO size VALUES (?, 1) ON CONFLICT (iss) DO UPDATE SET n = n + 1", (issuer,))
         return True
 
 
-def default_replay_cache() -> ReplayCache | SharedReplayCache:
-    """The host-wide cache; the in-process one (with a warning) where no temporary directory can be written."""
+def default_replay_cache(max_per_issuer: int = REPLAY_ENTRIES_PER_ISSUER) -> ReplayCache | SharedReplayCache:
+    """The host-wide store; the in-process one (with a warning) where no temporary directory can be written."""
     try:
-        return SharedReplayCache()
+        return SharedReplayCache(max_per_issuer)
     except (OSError, sqlite3.Error) as error:
         log.warning(
-            "replay cache is per process: no temporary directory for the shared one; run one worker process",
+            "replay store is per process: no temporary directory for the shared one; run one worker process",
             extra={"error": type(error).__name__},
         )
-        return ReplayCache()
+        return ReplayCache(max_per_issuer)
 
 
 # --- the authenticator -------------------------------------------------------------------------------------------
@@ -449,7 +559,7 @@ class Authenticator:
         algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
         leeway: float = 30,
         remote: RemoteKeySets | None = None,
-        replay: ReplayCache | SharedReplayCache | None = None,
+        replay: ReplayStore | None = None,
         wall_clock: Callable[[], float] = time.time,
     ):
         self.mode = mode
@@ -484,7 +594,8 @@ class Authenticator:
             remote=RemoteKeySets(
                 timeout=settings.jwks_fetch_timeout_seconds, cache_seconds=settings.jwks_cache_seconds
             ),
-            replay=default_replay_cache() if settings.auth != "off" else ReplayCache(),
+            replay=(default_replay_cache(settings.replay_max_per_issuer) if settings.auth != "off"
+                    else ReplayCache(settings.replay_max_per_issuer)),
         )
 
     def authenticate(self, request, settings: Settings) -> dict | None:
@@ -558,7 +669,7 @@ class Authenticator:
 
         now = self.wall_clock()
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (exp, iat)):
+        if any(finite_number(v) is None for v in (exp, iat)):
             raise _Rejected("exp or iat is not a number", issuer=iss)
         if exp - iat > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
             raise _Rejected("token lifetime longer than an hour", issuer=iss)
@@ -567,7 +678,7 @@ class Authenticator:
         tenant = claims.get("tenant")
         if issuer.tenants is not None and (not isinstance(tenant, str) or tenant not in issuer.tenants):
             raise _Rejected("tenant not allowed", issuer=iss, tenant=tenant)
-        if not self.replay.first_use((iss, jti), float(exp) + self.leeway, now):
+        if not self.replay.remember(iss, jti, float(exp) + self.leeway, now):
             raise _Rejected("jti replayed", issuer=iss, jti=jti)
         return claims
 
@@ -576,7 +687,7 @@ class Authenticator:
         if issuer.keys is not None:
             jwk = issuer.keys.get(kid)
         else:
-            jwk = self.remote.key(issuer.jwks_uri, kid)
+            jwk = self.remote.key(issuer.jwks_uri, kid, issuer.iss)
         if jwk is None and jku is not None:
-            jwk = self.remote.key(jku, kid)
+            jwk = self.remote.key(jku, kid, issuer.iss)
         return jwk

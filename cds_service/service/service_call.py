@@ -6,7 +6,8 @@ request body -> HookRequest (protocol) -> patient record (prefetch, fetching wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Callable
 
 import cards
@@ -20,7 +21,8 @@ from cds_service.record.selection import select_and_validate
 from .clock import Clock
 from .discovery import Service, services
 from .errors import NotFound
-from .prefetch import Fetcher, gather
+from .outbound import AllowedServers
+from .prefetch import Fetcher, KeyResult, gather
 from .protocol import HookRequest, parse_hook_request
 from .settings import Settings
 
@@ -45,6 +47,37 @@ def rule_settings(settings: Settings) -> RuleSettings:
     return RuleSettings(low_dose_warfarin_mg_per_day=settings.low_dose_warfarin_mg_per_day)
 
 
+NOT_ALLOWED = ("not fetched: the fhirServer is not one this service may fetch from for this caller "
+               "(fhir_servers in the issuers file, or CDS_FHIR_SERVERS)")
+
+
+class _Refused:
+    """The fetcher of a call whose fhirServer the caller may not have fetched from: every key is an error."""
+
+    def fetch(self, request, queries, continuations):
+        return {key: KeyResult(error=NOT_ALLOWED, source="fetched") for key in [*queries, *continuations]}
+
+    def fetch_medications(self, request, references):
+        return KeyResult(error=NOT_ALLOWED + ": " + ", ".join(references), source="fetched")
+
+
+@lru_cache(maxsize=64)
+def allowed_servers(entries: tuple[str, ...]) -> AllowedServers:
+    """The parsed list (settings and the issuers file were checked at start-up: this cannot fail)."""
+    return AllowedServers(entries, where="FHIR servers")
+
+
+def fetch_access(request: HookRequest, fetcher: Fetcher | None, servers: tuple[str, ...]):
+    """(request, fetcher) for the FHIR servers this caller may fetch from: a refusing fetcher for any other
+    fhirServer, and the request marked when its fhirServer is listed by URL (it may then be a private address)."""
+    if fetcher is None or not request.fhir_server:
+        return request, fetcher
+    decision = allowed_servers(tuple(servers)).decide(request.fhir_server)
+    if decision is None:
+        return request, _Refused()
+    return replace(request, fhir_server_listed=decision == AllowedServers.LISTED), fetcher
+
+
 def draft_order_facts(request: HookRequest, record_medications: list[dict]):
     """The draft orders of an order hook, read leniently; none on patient-view."""
     if request.hook not in ("order-select", "order-sign"):
@@ -59,12 +92,18 @@ def handle(
     settings: Settings,
     clock: Clock,
     fetcher: Fetcher | None = None,
+    fhir_servers: tuple[str, ...] | None = None,
+    rule_page_base: str | None = None,
     screen_for: Callable[[HookRequest], Screen] | None = None,
     switched_off: frozenset[str] = frozenset(),
 ) -> CallResult:
+    """Answer one service call. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
+    request's own base URL): every card links to its rule's page there (decision A20).
+    `fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
     knowledge = cards.knowledge()
     terms = knowledge.terminology
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
+    request, fetcher = fetch_access(request, fetcher, settings.fhir_servers if fhir_servers is None else fhir_servers)
     record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
     now = clock()
     selected = select_and_validate(record.resources, request.patient_id, terms, now=now)
@@ -78,8 +117,9 @@ def handle(
         # rules that reason from absence must not read "not obtained" as "none on file".
         missing_keys=[key for key, result in record.keys.items() if result.error],
     )
-    ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings))
-    evaluation = evaluate(facts, ctx, knowledge, service_id=service.id, switched_off=switched_off,
+    ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings),
+                  rule_page_base=rule_page_base)
+    evaluation = evaluate(facts, ctx, knowledge, switched_off=switched_off,
                           screen=screen_for(request) if screen_for is not None else None)
 
     response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
@@ -97,6 +137,8 @@ def handle(
     if report:
         response["extension"] = {"calcinosis-cds": report}
     # Ids and counts only; the HTTP layer logs them on the call's one `request` line (docs/security.md, Logs).
-    summary = {"rules": evaluation.fired, "cards": len(evaluation.cards), "skipped": len(skipped),
-               "missing": record.missing_optional}
+    # `rules` are the rules on the cards; `folded` those that fired with no card of their own (a withheld option
+    # noted on another card, a card whose suggestions another card already offers).
+    summary = {"rules": evaluation.on_cards, "folded": evaluation.folded, "cards": len(evaluation.cards),
+               "skipped": len(skipped), "missing": record.missing_optional}
     return CallResult(request=request, evaluation=evaluation, response=response, summary=summary)

@@ -63,21 +63,30 @@ class Settings:
     extra_jwt_algorithms: tuple[str, ...] = ()
     """Algorithms trusted besides ES384 and RS384: any of ES256, RS256, ES512, PS384."""
     max_body_bytes: int = 16 * 1024 * 1024
+    replay_max_per_issuer: int = 100_000
+    """Live (iss, jti) pairs the replay store keeps per issuer; at the bound that issuer's new tokens get 401."""
 
     # --- fetching what the prefetch lacks (CDS Hooks 2.0 §Prefetch) ---
     fhir_allow_http: bool = False
     """Allow a plain-http fhirServer (local development, the sandbox); production data needs https."""
+    fhir_servers: tuple[str, ...] = ()
+    """FHIR server base URLs that calls without a verified token may fetch from (a verified caller may fetch only
+    from its issuer's `fhir_servers` in the issuers file); `*` for any server at a global address. Empty: none."""
     fetch_deadline_seconds: float = 4.0
     fetch_connect_timeout_seconds: float = 1.0
     fetch_read_timeout_seconds: float = 3.0
     fetch_max_pages: int = 20
     """Per key: 20 pages cover 400 Conditions at a server's common default of 20 a page; the deadline bounds time."""
     fetch_max_resources: int = 10_000
+    fetch_max_bytes: int = 32 * 1024 * 1024
+    """Every FHIR answer of one call together (all keys, pages and the Medication batch)."""
 
     # --- clinical product decisions that the clinical specification leaves to a setting ---
     low_dose_warfarin_mg_per_day: float = 2.0
 
     # --- operations ---
+    request_head_timeout_seconds: float = 10.0
+    """How long a client may take to send a request's line and headers (the server's worker, gunicorn_hooks.py)."""
     log_format: str = "json"
     log_level: str = "INFO"
 
@@ -111,6 +120,12 @@ class Settings:
             raise SettingsError(f"CDS_ISSUERS names no readable file: {self.issuers_file}")
         if self.auth != "off" and self.issuers_file is None:
             raise SettingsError(f"CDS_AUTH={self.auth} needs CDS_ISSUERS, the file of trusted issuers")
+        from .outbound import AllowedServers
+
+        try:
+            AllowedServers(self.fhir_servers, where="CDS_FHIR_SERVERS")
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
     @classmethod
     def development(cls, **changes) -> "Settings":
@@ -150,10 +165,14 @@ class Settings:
             values["jwks_cache_seconds"] = _number("CDS_JWKS_CACHE_SECONDS", raw, int, 0)
         if (raw := get("CDS_JWT_EXTRA_ALGORITHMS")) is not None:
             values["extra_jwt_algorithms"] = tuple(a.strip() for a in raw.split(",") if a.strip())
+        if (raw := get("CDS_REPLAY_MAX_PER_ISSUER")) is not None:
+            values["replay_max_per_issuer"] = _number("CDS_REPLAY_MAX_PER_ISSUER", raw, int, 1)
         if (raw := get("CDS_MAX_BODY_BYTES")) is not None:
             values["max_body_bytes"] = _number("CDS_MAX_BODY_BYTES", raw, int, 1024)
         if (raw := get("CDS_FHIR_ALLOW_HTTP")) is not None:
             values["fhir_allow_http"] = _bool("CDS_FHIR_ALLOW_HTTP", raw)
+        if (raw := get("CDS_FHIR_SERVERS")) is not None:
+            values["fhir_servers"] = tuple(u.strip().rstrip("/") or u.strip() for u in raw.split(",") if u.strip())
         if (raw := get("CDS_FETCH_DEADLINE_SECONDS")) is not None:
             values["fetch_deadline_seconds"] = _number("CDS_FETCH_DEADLINE_SECONDS", raw, float, 0.05)
         if (raw := get("CDS_FETCH_CONNECT_TIMEOUT_SECONDS")) is not None:
@@ -164,8 +183,12 @@ class Settings:
             values["fetch_max_pages"] = _number("CDS_FETCH_MAX_PAGES", raw, int, 1)
         if (raw := get("CDS_FETCH_MAX_RESOURCES")) is not None:
             values["fetch_max_resources"] = _number("CDS_FETCH_MAX_RESOURCES", raw, int, 1)
+        if (raw := get("CDS_FETCH_MAX_BYTES")) is not None:
+            values["fetch_max_bytes"] = _number("CDS_FETCH_MAX_BYTES", raw, int, 1024)
         if (raw := get("CDS_LOW_DOSE_WARFARIN_MG")) is not None:
             values["low_dose_warfarin_mg_per_day"] = _number("CDS_LOW_DOSE_WARFARIN_MG", raw, float, 0)
+        if (raw := get("CDS_REQUEST_HEAD_TIMEOUT_SECONDS")) is not None:
+            values["request_head_timeout_seconds"] = request_head_timeout(raw)
         if (raw := get("CDS_LOG_FORMAT")) is not None:
             values["log_format"] = raw.strip().lower()
         if (raw := get("CDS_LOG_LEVEL")) is not None:
@@ -195,12 +218,20 @@ def _state_settings(get) -> dict:
     return values
 
 
+def request_head_timeout(raw: str) -> float:
+    """CDS_REQUEST_HEAD_TIMEOUT_SECONDS, as the app (at start-up) and the server's worker read it."""
+    return _number("CDS_REQUEST_HEAD_TIMEOUT_SECONDS", raw, float, 0.5)
+
+
 def development_defaults() -> dict:
     """Local development and the CDS Hooks sandbox: trust the sandbox issuer, allow a plain-http FHIR server."""
     return dict(
         auth="optional",
         issuers_file=bundled_data_path("sandbox-issuers.json"),
         fhir_allow_http=True,
+        # Unauthenticated calls (the sandbox without a token) may fetch from any server at a global address; a
+        # FHIR server on this machine or the local network must be named: CDS_FHIR_SERVERS=*,http://127.0.0.1:8090/fhir
+        fhir_servers=("*",),
         log_format="text",
     )
 
@@ -209,20 +240,24 @@ ENVIRONMENT_VARIABLES = {
     # name: (meaning, default) — rendered into the README's configuration table.
     "CDS_AUTH": ("JWT authentication of callers: off, optional or required", "required (make run: optional)"),
     "CDS_ISSUERS": ("JSON file of trusted issuers, or sandbox-development for the bundled sandbox keys", "none (make run: sandbox-development)"),
-    "CDS_PUBLIC_URL": ("external base URL, used for the JWT aud check behind a proxy", "taken from the request"),
+    "CDS_PUBLIC_URL": ("external base URL: the JWT aud check behind a proxy, and the cards' links to the rule pages", "taken from the request"),
     "CDS_CORS_ORIGINS": ("comma-separated allowed origins, or *", "*"),
     "CDS_JWT_LEEWAY_SECONDS": ("clock skew allowed on exp/iat/nbf", "30"),
     "CDS_JWKS_FETCH_TIMEOUT_SECONDS": ("timeout for fetching an issuer's jwks_uri", "3"),
     "CDS_JWKS_CACHE_SECONDS": ("how long a fetched JWK Set is cached", "3600"),
     "CDS_JWT_EXTRA_ALGORITHMS": ("algorithms trusted besides ES384 and RS384", "none"),
     "CDS_MAX_BODY_BYTES": ("largest request body accepted (413 above)", "16777216"),
+    "CDS_REPLAY_MAX_PER_ISSUER": ("live token ids the replay store keeps per issuer (its new tokens get 401 above)", "100000"),
     "CDS_FHIR_ALLOW_HTTP": ("allow a plain-http fhirServer", "false (make run: true)"),
+    "CDS_FHIR_SERVERS": ("FHIR server base URLs calls without a verified token may fetch from (comma-separated; * for any server at a global address)", "none (make run: *)"),
     "CDS_FETCH_DEADLINE_SECONDS": ("deadline for all FHIR fetches of one request", "4"),
     "CDS_FETCH_CONNECT_TIMEOUT_SECONDS": ("connect timeout per FHIR fetch", "1"),
     "CDS_FETCH_READ_TIMEOUT_SECONDS": ("read timeout per FHIR fetch", "3"),
     "CDS_FETCH_MAX_PAGES": ("most search pages followed per prefetch key", "20"),
     "CDS_FETCH_MAX_RESOURCES": ("most resources read per prefetch key", "10000"),
+    "CDS_FETCH_MAX_BYTES": ("most bytes of FHIR answers read for one request, all keys together", "33554432"),
     "CDS_LOW_DOSE_WARFARIN_MG": ("daily warfarin dose at or below which R08b calls it low", "2"),
+    "CDS_REQUEST_HEAD_TIMEOUT_SECONDS": ("time a client has to send a request's line and headers (then it is closed)", "10"),
     "CDS_LOG_FORMAT": ("json or text", "json (make run: text)"),
     "CDS_LOG_LEVEL": ("DEBUG, INFO, WARNING, ERROR", "INFO"),
     "CDS_DATA_DIR": ("directory of the SQLite database (and, in development, the generated hash secret)", "./data (image: /var/lib/calcinosis-cds)"),

@@ -78,7 +78,8 @@ class IssuedCard(Base):
     service_id: Mapped[str] = mapped_column(String(200))
     hook: Mapped[str] = mapped_column(String(64))
     stable_key: Mapped[str] = mapped_column(String(200))
-    """The rule-and-finding key of the card's extension, the same on every response (deduplication)."""
+    """The keyed hash of the card's stable key (its extension's `key`, A20): the same on every response for the same
+    finding (deduplication); the key itself may name the product ordered."""
     indicator: Mapped[str] = mapped_column(String(16))
     knowledge_version: Mapped[str] = mapped_column(String(100))
     issuer: Mapped[str | None] = mapped_column(String(500))
