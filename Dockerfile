@@ -2,6 +2,7 @@
 #
 #   docker build -t calcinosis-cds .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v "$PWD/issuers.json:/etc/calcinosis-cds/issuers.json:ro" \
+#     -v cds-data:/var/lib/calcinosis-cds -e CDS_HASH_SECRET="$(cat hash-secret)" \
 #     -e CDS_ISSUERS=/etc/calcinosis-cds/issuers.json -e CDS_PUBLIC_URL=https://cds.example.org calcinosis-cds
 #
 # Two stages: "build" makes the wheel and installs it into /opt/venv; the runtime stage gets only that venv, so no
@@ -45,7 +46,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 # writable because gunicorn keeps its control socket under $HOME/.gunicorn.
 RUN groupadd --system --gid 10001 cds \
  && useradd --system --uid 10001 --gid cds --home-dir /home/cds --create-home --shell /usr/sbin/nologin cds \
- && mkdir -p /etc/calcinosis-cds
+ && mkdir -p /etc/calcinosis-cds \
+ && install -d -o cds -g cds -m 0700 /var/lib/calcinosis-cds
 COPY --from=build /opt/venv /opt/venv
 COPY docker/gunicorn.conf.py /etc/calcinosis-cds/gunicorn.conf.py
 COPY docker/healthcheck.py /etc/calcinosis-cds/healthcheck.py
@@ -58,11 +60,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     CDS_FHIR_ALLOW_HTTP=false \
     CDS_LOG_FORMAT=json \
     CDS_LOG_LEVEL=INFO \
+    CDS_DATA_DIR=/var/lib/calcinosis-cds \
     GUNICORN_WORKERS=2 \
     GUNICORN_THREADS=4 \
     GUNICORN_TIMEOUT=30 \
     GUNICORN_GRACEFUL_TIMEOUT=8 \
     GUNICORN_KEEPALIVE=5
+# The SQLite database (the default CDS_DATABASE_URL) lives here: a volume, so that issued cards, feedback and
+# dismissals (A22) outlive the container. With PostgreSQL (CDS_DATABASE_URL) it stays empty.
+VOLUME ["/var/lib/calcinosis-cds"]
 USER cds:cds
 WORKDIR /home/cds
 EXPOSE 8080

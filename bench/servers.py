@@ -98,6 +98,8 @@ class Server:
         env.update(image_environment())
         env.update(BENCH_OVERRIDES)
         env.update(self.extra_env)
+        # The service's database beside its log (the image's /var/lib/calcinosis-cds is not on this machine).
+        env.setdefault("CDS_DATA_DIR", str(self.log_path.with_suffix(".data")))
         env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "PYTHONUNBUFFERED": "1"})
         if self.public_url:

@@ -11,8 +11,21 @@ The machinery, in layers that import one way (an import-linter contract in pypro
             medications, draft orders, terminology look-ups.
 """
 
-from .service.app import create_app
-from .service.settings import Settings
+from typing import Any
 
 __all__ = ["create_app", "Settings"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, not with the package: `calcinosis-cds serve` must choose prometheus-client's
+    # multiprocess mode (service/metrics.py) before anything imports it, and the command line starts here.
+    if name == "create_app":
+        from .service.app import create_app
+
+        return create_app
+    if name == "Settings":
+        from .service.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

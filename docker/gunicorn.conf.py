@@ -9,7 +9,23 @@ client's time budget.
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
+
+# Prometheus multiprocess mode (cds_service/service/metrics.py): every worker writes its metrics to files here, and
+# /metrics adds them up. Set before anything imports prometheus-client; an empty directory for each start (files of a
+# former run would be added up too). On the memory file system, like the workers' heartbeats.
+_made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+if not _made_metrics_dir:
+    _metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(_metrics, mode=0o700, exist_ok=True)
+    for _name in os.listdir(_metrics):
+        if _name.endswith(".db"):
+            os.unlink(os.path.join(_metrics, _name))
+else:
+    _metrics = tempfile.mkdtemp(prefix="calcinosis-cds-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics
 
 
 def _int(name: str, default: int) -> int:
@@ -59,6 +75,18 @@ def pre_fork(server, worker):
     from cds_service.service.gunicorn_hooks import pre_fork as freeze_start_up_objects
 
     freeze_start_up_objects(server, worker)
+
+
+def child_exit(server, worker):
+    """A worker exited: prometheus-client marks its process dead (cds_service/service/gunicorn_hooks.py)."""
+    from cds_service.service.gunicorn_hooks import child_exit as mark_worker_dead
+
+    mark_worker_dead(server, worker)
+
+
+def on_exit(server):
+    if _made_metrics_dir:  # an operator's directory is left in place
+        shutil.rmtree(_metrics, ignore_errors=True)
 
 
 # Worker heartbeats on the memory file system, not the container's overlay.

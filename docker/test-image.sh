@@ -307,6 +307,7 @@ step_run() {
     docker_ run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:8080" \
         -v "$WORK/e2e/issuers.json:/etc/calcinosis-cds/issuers.json:ro" \
         -e CDS_ISSUERS=/etc/calcinosis-cds/issuers.json -e "CDS_PUBLIC_URL=$BASE_URL" \
+        -e "CDS_HASH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
         "$IMAGE" >/dev/null || die "docker run failed"
     local status started=$SECONDS
     while :; do

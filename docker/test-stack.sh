@@ -188,10 +188,11 @@ check_migrations() {
     cid=$(stack_container cds-a)
     # From a replica, with the CDS_DATABASE_URL the stack gives it: the network path, the password, the driver and
     # the schema all work against the stack's PostgreSQL. Idempotent: the service may already have run them.
-    out=$(docker_ exec "$cid" python -m cds_service.service.storage upgrade 2>&1) \
+    # The command the Kubernetes migration Job runs (deploy/kubernetes/migration-job.yaml).
+    out=$(docker_ exec "$cid" python -m cds_service.service.cli db upgrade 2>&1) \
         || die "migrations failed against the stack's PostgreSQL: $out"
     # stdout alone is "REVISION (head HEAD)"; Alembic's INFO lines go to stderr.
-    out=$(docker_ exec "$cid" python -m cds_service.service.storage current 2>"$WORK/migrations.log") \
+    out=$(docker_ exec "$cid" python -m cds_service.service.cli db current 2>"$WORK/migrations.log") \
         || die "the stack's database is not at the newest revision after the upgrade: $out $(tail -3 "$WORK/migrations.log")"
     log "migrations: the stack's PostgreSQL is at revision $out, upgraded from a replica with its CDS_DATABASE_URL"
 }
@@ -242,27 +243,27 @@ for _ in range(4):
     log "cds-b ($address) serves calls through the proxy again after $((SECONDS - started))s"
 }
 
-# --- shared state across replicas: PLACES FOR THE CHECKS THE DATABASE WIRING MAKES POSSIBLE ---------------------------
-# Each needs the service to keep its state in CDS_DATABASE_URL (the operated-service issue); today every replica
-# keeps its replay cache to itself and stores nothing, so these checks would fail for that reason alone. They are
-# written when the wiring lands, and then called from step_stack_checks below. Each talks to one replica directly
+# --- shared state across replicas: PLACES FOR CHECKS NOT YET WRITTEN ------------------------------------------------
+# The replicas share cards, feedback and dismissals in CDS_DATABASE_URL (docs/operations.md), so the last two checks
+# can be written; the first waits for the JWT replay store in the database (storage/replay.py is not wired to the
+# authenticator). Once written they are called from step_stack_checks below. Each talks to one replica directly
 # with client_on_edge (cds-a and cds-b by name) as well as through the proxy.
 
 # A token accepted by cds-a is refused (401) by cds-b within its lifetime: the replay store is in PostgreSQL.
 check_replay_refused_by_other_replica() {
-    log "NOT YET WRITTEN (needs the database wiring): a token replayed to the other replica is refused"
+    log "NOT YET WRITTEN (needs the replay store in the database): a token replayed to the other replica is refused"
 }
 
 # A card overridden with a reason through cds-a (decision A22: R01, R17 or R20) is hidden for that patient when
 # cds-b evaluates the same record.
 check_dismissal_seen_by_other_replica() {
-    log "NOT YET WRITTEN (needs the database wiring): a dismissal recorded through one replica hides the card on the other"
+    log "NOT YET WRITTEN: a dismissal recorded through one replica hides the card on the other"
 }
 
 # GET /analytics/rules (CDS_ADMIN_TOKEN of the stack's env file) through either replica counts the cards issued and
 # the feedback sent through both.
 check_analytics_count_both_replicas() {
-    log "NOT YET WRITTEN (needs the database wiring): analytics read through either replica count both"
+    log "NOT YET WRITTEN: analytics read through either replica count both"
 }
 
 step_stack_checks() {

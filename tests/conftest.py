@@ -7,6 +7,9 @@ time used to show that a scenario gives the same answer whenever it is evaluated
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
+import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -103,10 +106,27 @@ def fired_rules(response: dict[str, Any]) -> set[str]:
     return {rule for card in response["cards"] for rule in card["extension"]["calcinosis-cds"]["rules"]}
 
 
+# One database for the apps of the whole session, migrated once (each app would otherwise migrate a new file).
+TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="cds-tests-data-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_data_dir():
+    yield
+    shutil.rmtree(TEST_DATA_DIR, ignore_errors=True)
+
+
+def isolated_state() -> dict:
+    """Settings that give an app the session's database and a patient-hash secret of its own: no other app can see
+    its patients' dismissals or earlier cards (A21, A22), so tests cannot hold back each other's cards."""
+    return {"data_dir": TEST_DATA_DIR, "hash_secret": secrets.token_hex(16)}
+
+
 def make_app(now: datetime = NOW, **settings_changes):
     # Any FHIR server at a global address (tests mock them with `responses`: nothing connects); a loopback server
     # must be listed by the test that starts it.
     settings = Settings(**{"auth": "off", "fhir_allow_http": True, "log_level": "WARNING", "fhir_servers": ("*",),
+                           **isolated_state(),
                            **settings_changes})
     return create_app(settings, clock=fixed_clock(now))
 

@@ -11,12 +11,6 @@ from cds_service.service.settings import ENVIRONMENT_VARIABLES
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 
-# Settings of the database wiring (the operated-service issue) that the deployment files name before the service
-# reads them. They are accepted only while the service's settings do not know CDS_DATABASE_URL; once the wiring
-# declares its settings, every name must be one of them, so a name it spells otherwise (the hash secret's, say)
-# fails the deployment tests until the files follow.
-PENDING_DATABASE_SETTINGS = frozenset({"CDS_DATABASE_URL", "CDS_HASH_SECRET", "CDS_ADMIN_TOKEN"})
-
 
 def gunicorn_settings() -> set[str]:
     """The variables docker/gunicorn.conf.py reads (_int("NAME", ...) and os.environ.get("NAME", ...))."""
@@ -25,10 +19,7 @@ def gunicorn_settings() -> set[str]:
 
 
 def known_settings() -> set[str]:
-    names = set(ENVIRONMENT_VARIABLES) | gunicorn_settings()
-    if "CDS_DATABASE_URL" not in ENVIRONMENT_VARIABLES:
-        names |= PENDING_DATABASE_SETTINGS
-    return names
+    return set(ENVIRONMENT_VARIABLES) | gunicorn_settings()
 
 
 def nginx_size(value: str) -> int:

@@ -9,7 +9,7 @@ from urllib.request import urlopen
 
 from bench.fhir_server import FhirServer, search
 
-from tests.conftest import NOW, fired_rules, make_app
+from tests.conftest import NOW, fired_rules, isolated_state, make_app
 
 
 def _observation(oid: str, system: str | None, code: str, when: str, status: str = "final") -> dict:
@@ -87,7 +87,7 @@ def test_the_service_concludes_the_same_from_the_fake_server_as_from_a_full_pref
             from cds_service.service.settings import Settings
 
             app = create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING",
-                                          fhir_servers=(server.url,)),
+                                      fhir_servers=(server.url,), **isolated_state()),
                              clock=fixed_clock(NOW), fetcher=fetcher)
             fetched = app.test_client().post(f"/cds-services/{SERVICE_ID}",
                                              json=patient.request_without_prefetch(server.url))

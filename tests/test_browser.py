@@ -14,12 +14,13 @@ from .browser import png_size, screenshot, viewport_size
 
 
 @pytest.fixture(scope="module")
-def service_url():
+def service_url(tmp_path_factory):
     """`calcinosis-cds serve` with its development defaults (no CDS_* settings from the caller's environment)."""
     installed = Path(sys.executable).with_name("calcinosis-cds")
     command = [str(installed)] if installed.exists() else [sys.executable, "-m", "cds_service.service.cli"]
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("CDS_")}
+    env["CDS_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))  # not ./data of the working tree
     base = f"http://127.0.0.1:{port}"
     with server_process([*command, "serve", "--host", "127.0.0.1", "--port", str(port)], f"{base}/healthz",
                         name="calcinosis-cds serve", env=env):

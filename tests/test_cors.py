@@ -12,7 +12,7 @@ from cds_service.service.clock import fixed_clock
 from cds_service.service.discovery import services
 from cds_service.service.settings import Settings, bundled_data_path
 
-from .conftest import NOW, PATIENT_VIEW, minimal_request
+from .conftest import NOW, PATIENT_VIEW, isolated_state, minimal_request
 
 SANDBOX = "https://sandbox.cds-hooks.org"
 
@@ -20,13 +20,15 @@ SANDBOX = "https://sandbox.cds-hooks.org"
 def required_app(**changes):
     """Authentication required (the sandbox trust file), as strict as production."""
     settings = Settings(
-        auth="required", issuers_file=bundled_data_path("sandbox-issuers.json"), log_level="WARNING", **changes
+        auth="required", issuers_file=bundled_data_path("sandbox-issuers.json"), log_level="WARNING",
+        **isolated_state(), **changes
     )
     return create_app(settings, clock=fixed_clock(NOW))
 
 
 def open_app(**changes):
-    return create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING", **changes), clock=fixed_clock(NOW))
+    return create_app(Settings(auth="off", fhir_allow_http=True, log_level="WARNING", **isolated_state(), **changes),
+                      clock=fixed_clock(NOW))
 
 
 def preflight_routes():
@@ -94,7 +96,8 @@ class Boom:
 
 
 def test_500_carries_the_headers_and_no_stack_trace():
-    app = create_app(Settings(auth="off", log_level="CRITICAL"), clock=fixed_clock(NOW), authenticator=Boom())
+    app = create_app(Settings(auth="off", log_level="CRITICAL", **isolated_state()), clock=fixed_clock(NOW),
+                     authenticator=Boom())
     response = app.test_client().get("/cds-services", headers={"Origin": SANDBOX})
     assert response.status_code == 500
     assert_cors(response)

@@ -27,7 +27,7 @@ from cds_service.service.protocol import parse_hook_request
 from cds_service.service.discovery import REQUIRED_KEYS, services
 from cds_service.service.settings import Settings
 
-from .conftest import NOW, PATIENT_VIEW, fired_rules, load_scenario, make_app, scenario_request
+from .conftest import NOW, PATIENT_VIEW, fired_rules, isolated_state, load_scenario, make_app, scenario_request
 
 BASE = "https://ehr.example.org/fhir"
 TOKEN = "tok-3f9a1c-never-log-me"
@@ -615,7 +615,7 @@ SCENARIO = "foundation-calcinosis-ckd-hyperphosphatemia"
 
 def app_with(fetcher: FhirClient):
     """The app with this fetcher (make_app builds its own from the settings)."""
-    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=("*",))
+    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=("*",), **isolated_state())
     return create_app(settings, clock=fixed_clock(NOW), fetcher=fetcher)
 
 

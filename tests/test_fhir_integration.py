@@ -26,7 +26,7 @@ from cds_service.service.discovery import services
 from cds_service.service.settings import Settings
 
 from ._processes import free_port, server_process
-from .conftest import NOW, PATIENT_VIEW, fired_rules, make_app
+from .conftest import NOW, PATIENT_VIEW, fired_rules, isolated_state, make_app
 
 pytest.importorskip("sekmet", reason="sekmet-fhir (the FHIR server of the integration test) is not installed")
 
@@ -198,7 +198,8 @@ def test_connections_are_reused_between_calls(loaded):
     del body["prefetch"]
     body.update(fhirServer=loaded, fhirAuthorization=authorization())
     fetcher = FhirClient()
-    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=(loaded,))
+    settings = Settings(auth="off", fhir_allow_http=True, log_level="WARNING", fhir_servers=(loaded,),
+                        **isolated_state())
     app = create_app(settings, clock=fixed_clock(NOW), fetcher=fetcher)
     urllib3_log = logging.getLogger("urllib3.connectionpool")
     counter, level = NewConnections(), urllib3_log.level

@@ -24,7 +24,7 @@ from cds_service.service.prefetch import KeyResult
 from cds_service.service.discovery import services
 from cds_service.service.settings import Settings
 
-from .conftest import NOW, minimal_request
+from .conftest import NOW, isolated_state, minimal_request
 
 ISSUER = "https://ehr.example.org"
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -56,7 +56,8 @@ def app_for(mode: str):
         json.dump({"issuers": {ISSUER: {"jwks": {"keys": [jwk]}, "tenants": ["t1"]}}}, handle)
         handle.close()
         issuers = handle.name
-    settings_ = Settings(auth=mode, issuers_file=issuers, fhir_allow_http=True, log_level="CRITICAL", max_body_bytes=64 * 1024)
+    settings_ = Settings(auth=mode, issuers_file=issuers, fhir_allow_http=True, log_level="CRITICAL", max_body_bytes=64 * 1024,
+                         **isolated_state())
     app = create_app(settings_, clock=fixed_clock(NOW), fetcher=NoFetch())
     app.config["PROPAGATE_EXCEPTIONS"] = False
     return app

@@ -5,7 +5,7 @@ import runpy
 from pathlib import Path
 
 from cds_service.service import cli
-from cds_service.service.gunicorn_hooks import pre_fork
+from cds_service.service.gunicorn_hooks import child_exit, pre_fork
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,22 +18,30 @@ def test_pre_fork_freezes_what_start_up_built():
         gc.unfreeze()
 
 
-def test_the_image_config_and_the_cli_both_use_the_hook(monkeypatch):
+def test_the_image_config_and_the_cli_both_use_the_hook(monkeypatch, tmp_path):
     monkeypatch.setenv("CDS_SKIP_SETTINGS_CHECK", "1")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))  # else the config makes its own
     config = runpy.run_path(str(ROOT / "docker" / "gunicorn.conf.py"))
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
     config["pre_fork"](None, None)
     assert frozen == [True]
+    assert (tmp_path / "metrics").is_dir() and callable(config["child_exit"])
+    config["on_exit"](None)
+    assert (tmp_path / "metrics").is_dir()  # the operator's directory is not removed
 
 
-def test_calcinosis_cds_serve_sets_the_hook(monkeypatch):
+def test_calcinosis_cds_serve_sets_the_hook(monkeypatch, tmp_path):
     from argparse import Namespace
 
     from gunicorn.app.base import BaseApplication
 
     seen = {}
     monkeypatch.setenv("CDS_AUTH", "off")
-    monkeypatch.setattr(BaseApplication, "run", lambda self: seen.update(pre_fork=self.cfg.pre_fork))
+    monkeypatch.setenv("CDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))  # else serve makes its own
+    monkeypatch.setattr(BaseApplication, "run",
+                        lambda self: seen.update(pre_fork=self.cfg.pre_fork, child_exit=self.cfg.child_exit))
     assert cli.serve_command(Namespace(host="127.0.0.1", port=0, workers=1, threads=1)) == 0
     assert seen["pre_fork"] is pre_fork
+    assert seen["child_exit"] is child_exit  # a dead worker's metrics files are marked (multiprocess mode)

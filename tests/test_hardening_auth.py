@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -104,8 +105,10 @@ def test_a_worker_whose_threads_wait_on_a_dripping_key_server_answers_static_key
                                                  REMOTE: {"jwks_uri": f"{keys.base}/jwks.json"}}}))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        # CDS_AUTH=required needs the patient-hash secret (the operated service, docs/operations.md).
         env = dict(os.environ, CDS_AUTH="required", CDS_ISSUERS=str(trust), CDS_LOG_LEVEL="WARNING",
-                   CDS_JWKS_FETCH_TIMEOUT_SECONDS="2")
+                   CDS_JWKS_FETCH_TIMEOUT_SECONDS="2", CDS_DATA_DIR=str(tmp_path / "data"),
+                   CDS_HASH_SECRET=secrets.token_hex(16))
         command = [sys.executable, "-m", "cds_service.service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         with server_process(command, f"{base}/healthz", name="the server", env=env):
             statuses = []

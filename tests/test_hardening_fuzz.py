@@ -25,7 +25,7 @@ from cds_service.service.fhir_client import FhirClient
 from cds_service.service.discovery import services
 from cds_service.service.settings import Settings
 
-from .conftest import NOW, load_scenario, minimal_request, scenario_names, scenario_request
+from .conftest import NOW, isolated_state, load_scenario, minimal_request, scenario_names, scenario_request
 
 LONG = int(os.environ.get("CDS_FUZZ_EXAMPLES", "0"))
 """The long run's examples in all, shared by the tests in proportion to how fast each example runs."""
@@ -61,7 +61,7 @@ def fhir():
 def client(fhir):
     fetcher = FhirClient(deadline_seconds=2.0, max_pages=3)
     settings_ = Settings(auth="off", fhir_allow_http=True, log_level="CRITICAL", max_body_bytes=256 * 1024,
-                         fhir_servers=("*", "http://127.0.0.1:9/fhir"))
+                         fhir_servers=("*", "http://127.0.0.1:9/fhir"), **isolated_state())
     app = create_app(settings_, clock=fixed_clock(NOW), fetcher=fetcher)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     yield app.test_client()

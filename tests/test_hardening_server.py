@@ -22,10 +22,10 @@ SERVICE = f"/cds-services/{PATIENT_VIEW}"
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, CDS_AUTH="off", CDS_LOG_LEVEL="WARNING", CDS_REQUEST_HEAD_TIMEOUT_SECONDS="3",
-               CDS_MAX_BODY_BYTES=str(1024 * 1024))
+               CDS_MAX_BODY_BYTES=str(1024 * 1024), CDS_DATA_DIR=str(tmp_path_factory.mktemp("data")))
     command = [sys.executable, "-m", "cds_service.service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--threads", "4", "--timeout", "4"]
     with server_process(command, f"http://127.0.0.1:{port}/healthz", name="the server", env=env):

@@ -70,7 +70,7 @@ def observed():
     knowledge = cards.knowledge()
     real_evaluate = service_call.evaluate
 
-    def each_rule_alone(facts, ctx, knowledge_):
+    def each_rule_alone(facts, ctx, knowledge_, **options):
         for rule_id, function in [(knowledge.gate.id, lambda f, c: knowledge.gate.evaluate(f))] + [
                 (r.id, r.evaluate) for r in knowledge.rules_for_hook(ctx.hook)]:
             recorder.rule = rule_id
@@ -78,7 +78,7 @@ def observed():
                 function(dataclasses.replace(facts), ctx)  # fresh facts: nothing remembered from another rule
             finally:
                 recorder.rule = None
-        return real_evaluate(facts, ctx, knowledge_)
+        return real_evaluate(facts, ctx, knowledge_, **options)
 
     with pytest.MonkeyPatch.context() as patch:
         for owner, names in READERS.items():

@@ -39,7 +39,7 @@ from cds_service.service.security import (
 )
 from cds_service.service.settings import Settings, SettingsError, bundled_data_path
 
-from .conftest import NOW, PATIENT_VIEW, minimal_request
+from .conftest import NOW, PATIENT_VIEW, isolated_state, minimal_request
 
 EHR = "https://ehr.example.org"
 TENANTED = "https://tenanted.example.org"
@@ -134,7 +134,8 @@ def redirect_log(stream: io.StringIO) -> io.StringIO:
 
 def make(issuers_file: Path | None, log: io.StringIO | None = None, **changes):
     settings = Settings(
-        **{"auth": "required", "issuers_file": issuers_file, "fhir_allow_http": True, "log_level": "INFO", **changes}
+        **{"auth": "required", "issuers_file": issuers_file, "fhir_allow_http": True, "log_level": "INFO",
+           **isolated_state(), **changes}
     )
     app = create_app(settings, clock=fixed_clock(NOW))
     if log is not None:
@@ -457,7 +458,7 @@ def test_bundled_sandbox_trust_file_loads_and_trusts_only_the_sandbox():
 
 
 def test_development_settings_start_and_refuse_a_forged_sandbox_token(keys):
-    client = create_app(Settings.development(log_level="WARNING")).test_client()
+    client = create_app(Settings.development(log_level="WARNING", **isolated_state())).test_client()
     assert client.get("/cds-services").status_code == 200  # optional: the sandbox may also run without tokens
     forged = mint(
         keys["other"],
@@ -529,7 +530,8 @@ class FakeMonotonic:
 
 
 def remote_client(issuers_file, monotonic, *, cache_seconds=3600, timeout=2.5, log=None):
-    settings = Settings(auth="required", issuers_file=issuers_file, log_level="INFO", jwks_fetch_timeout_seconds=timeout)
+    settings = Settings(auth="required", issuers_file=issuers_file, log_level="INFO", jwks_fetch_timeout_seconds=timeout,
+                        **isolated_state())
     authenticator = Authenticator.from_settings(settings)
     authenticator.remote = RemoteKeySets(timeout=timeout, cache_seconds=cache_seconds, monotonic=monotonic)
     app = create_app(settings, clock=fixed_clock(NOW), authenticator=authenticator)

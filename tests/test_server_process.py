@@ -13,9 +13,9 @@ from .conftest import fired_rules, load_scenario, scenario_request
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
-    env = dict(os.environ, CDS_AUTH="off", CDS_LOG_FORMAT="json")
+    env = dict(os.environ, CDS_AUTH="off", CDS_LOG_FORMAT="json", CDS_DATA_DIR=str(tmp_path_factory.mktemp("data")))
     command = [sys.executable, "-m", "cds_service.service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with server_process(command, f"{base}/healthz", name="the server", env=env):

@@ -19,6 +19,7 @@ from ..definitions import (
     metabolic_workup_missing,
     renal_insufficiency,
 )
+from ..findings import cause_findings
 from ..wording import bullet_list
 
 WORKUP_TESTS = (
@@ -105,5 +106,6 @@ def underlying_cause(facts, ctx):
         evidence=evidence or [{"missingWorkup": ", ".join(WORKUP_ANALYTES)}],
         suggestions=suggestions,
         selection_behavior="any",
+        findings=cause_findings(found),
         finding=finding,
     )

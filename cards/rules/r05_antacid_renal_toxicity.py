@@ -12,6 +12,7 @@ not make an aluminium-only antacid critical. R05 takes precedence over R04 (whic
 
 from cds_service.engine.authoring import PRODUCT_NAME, Recommendation, condition_references, delete_suggestion, drafts_in, lab_suggestion, rule
 
+from ..findings import judged_orders
 from ..definitions import dialysis, lab_high, renal_insufficiency, severe_renal_insufficiency
 from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..referrals import referral_unless_recent
@@ -182,4 +183,5 @@ def antacid_in_renal_insufficiency(facts, ctx):
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
         finding=f"{where}:{product_key([fact for fact, _ in meds.values()])}",
+        orders=judged_orders(meds.values()),
     )

@@ -13,6 +13,7 @@ a child), which on an order hook also offers to remove the draft.
 
 from cds_service.engine.authoring import Recommendation, delete_suggestion, drafts_in, lab_suggestion, rule
 
+from ..findings import judged_orders
 from ..definitions import lab_high
 from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..wording import OUTSIDE_ARTICLE, inline_list, product_line
@@ -105,4 +106,5 @@ def bisphosphonate_phosphate(facts, ctx):
         suggestions=suggestions,
         selection_behavior="any",
         finding=("order:" if ordering else "active:") + product_key(products),
+        orders=judged_orders(products),
     )

@@ -16,6 +16,7 @@ The daily dose is the first dosage instruction's dose x frequency / period; tabl
 
 from cds_service.engine.authoring import Recommendation, daily_dose_mg, delete_suggestion, drafts_in, product_strength_mg, rule
 
+from ..findings import judged_orders
 from ..definitions import GATE_VALUE_SETS
 from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..wording import medication_name
@@ -127,6 +128,7 @@ def low_dose_warfarin(facts, ctx):
                     suggestions=[removal] if removal else [],
                     override_reasons=OVERRIDE_REASONS,
                     finding=finding,
+                    orders=judged_orders([fact]),
                 )
             )
         else:
@@ -147,6 +149,7 @@ def low_dose_warfarin(facts, ctx):
                     ]),
                     evidence=evidence,
                     finding=finding,
+                    orders=judged_orders([fact]),
                 )
             )
     return recommendations

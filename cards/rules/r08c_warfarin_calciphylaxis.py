@@ -14,6 +14,7 @@ import re
 
 from cds_service.engine.authoring import Recommendation, condition_references, delete_suggestion, drafts_in, rule
 
+from ..findings import judged_orders
 from ..definitions import calciphylaxis
 from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..referrals import referral_unless_recent
@@ -119,4 +120,5 @@ def warfarin_in_calciphylaxis(facts, ctx):
         selection_behavior="any",
         override_reasons=OVERRIDE_REASONS,
         finding=("order:" if ordering else "active:") + product_key(products),
+        orders=judged_orders(warfarin),
     )

@@ -13,6 +13,7 @@ referral in calciphylaxis) it is not shown.
 from cds_service.engine.authoring import Recommendation, condition_references, rule
 
 from ..definitions import calciphylaxis, dialysis, hyperphosphatemia, renal_insufficiency
+from ..findings import specialty_findings
 from ..referrals import REFERRALS, already_referred, referral
 from ..wording import inline_list
 
@@ -78,4 +79,5 @@ def specialist_referral(facts, ctx):
         selection_behavior="any",  # decision A20: one referral per indicated specialty, any of them
         needs_suggestions=True,
         finding="+".join(specialties),
+        findings=specialty_findings(facts, suggestions),
     )

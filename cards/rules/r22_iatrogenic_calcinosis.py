@@ -16,6 +16,7 @@ its only link is to its rule's page.
 
 from cds_service.engine.authoring import Recommendation, drafts_in, is_intravenous, rule
 
+from ..findings import judged_orders
 from ..definitions import calcinosis, calcium_phosphate_product, renal_insufficiency
 from ..orders import active_of_same_kind, product_key, same_kind_evidence, same_kind_note
 from ..wording import inline_list, product_line
@@ -72,6 +73,7 @@ def _ordered(facts, ctx):
         detail="\n\n".join(lines),
         evidence=evidence + same_kind_evidence(same_kind),
         finding="order:" + product_key(products),
+        orders=judged_orders(products),
     )
 
 

@@ -23,6 +23,7 @@ from .rules import (
     PROVISIONAL,
     Action,
     Context,
+    FindingKey,
     Gate,
     Group,
     Knowledge,
@@ -43,7 +44,7 @@ from .rules import (
 __all__ = [
     # declaring rules and what they return
     "rule", "gate", "definition", "Rule", "Gate", "Recommendation", "Suggestion", "Action", "Link", "Context",
-    "RuleSettings",
+    "RuleSettings", "FindingKey",
     # the scope gate's answer (A1, A17, A18)
     "Scope", "CONFIRMED", "PROVISIONAL",
     # assembling the knowledge

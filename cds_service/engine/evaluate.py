@@ -11,6 +11,7 @@
   card in display order (warnings first), and the later card says where it is. A card that exists only for its
   suggestions (R17's referrals) is dropped when all of them are already offered above.
 - A rule that raises is reported in the response's extension and logged by id; the other cards still go out.
+- A screen the caller passes (screening.py) may hold back what a clinician already saw or dismissed (A21, A22).
 - Cards a clinician reads in seconds (A20): a card's detail is the rule's own text and its evidence level; a grouped
   card gives one line per option. The article's quotation, the references and the codes are on the rule's page,
   which every card links to, and the data stay in the extension.
@@ -31,6 +32,7 @@ from typing import Any, Iterable
 from cds_service.record.facts import PatientFacts
 from cds_service.record.json_text import canonical_json
 
+from . import screening
 from .card_model import Card, CardAction, CardLink, CardSource, CardSuggestion, Coding
 from .limits import limit_proposals
 from .rules import Context, Knowledge, Recommendation, Rule, Suggestion
@@ -56,6 +58,9 @@ class Evaluation:
     fired: list[str]
     gate: bool
     failed_rules: list[str] = field(default_factory=list)
+    # A21/A22: cards held back by the screen (not for the EHR), and what to record of every card, by card uuid.
+    held_back: list[Card] = field(default_factory=list)
+    keys: dict[str, screening.CardKeys] = field(default_factory=dict)
     # Rules that fired (or withheld an option) but have no card of their own: a withheld option noted on another
     # card, a card dropped because another card already offers its suggestions, a rule another one took precedence
     # over (R08c's card covers the warfarin order R08b would judge).
@@ -91,13 +96,17 @@ def _as_list(result: Recommendation | Iterable[Recommendation] | None) -> list[R
     return list(result)
 
 
-def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge) -> Evaluation:
+def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge, *,
+             screen: screening.Screen | None = None, switched_off: frozenset[str] = frozenset()) -> Evaluation:
+    """`switched_off`: rules a site does not run (as if not declared). `screen`: what to hold back (A21, A22)."""
     scope = knowledge.gate.evaluate(facts)
     if not scope:
         return Evaluation(cards=[], fired=[], gate=False)
 
     # A17: in scope through calciphylaxis alone, the options of dystrophic calcinosis do not apply and do not run.
     rules = [r for r in knowledge.rules_for_hook(ctx.hook) if r.in_calciphylaxis_alone or not scope.calciphylaxis_only]
+    if switched_off:
+        rules = [r for r in rules if r.id not in switched_off]
     fired: dict[str, list[Recommendation]] = {}
     failed: list[str] = []
     for rule in rules:
@@ -125,14 +134,23 @@ def evaluate(facts: PatientFacts, ctx: Context, knowledge: Knowledge) -> Evaluat
     if knowledge.proposal_policy is not None:  # A16, A18: no medication or diet proposed to some patients
         limit_proposals(fired, by_id, scope, facts, knowledge.proposal_policy)
 
+    fired, held, reasons = screening.screen_recommendations(fired, screen)
     gate_evidence = [{"rule": knowledge.gate.id, **item} for item in scope.evidence]
     drafts = _drafts(fired, by_id, knowledge)
     _without_repeated_suggestions(drafts)
-    cards = [_card(d, by_id, knowledge, ctx, gate_evidence) for d in drafts if not (d.needs_suggestions and not d.suggestions)]
+    drafts = [d for d in drafts if not (d.needs_suggestions and not d.suggestions)]
+    cards = [_card(d, by_id, knowledge, ctx, gate_evidence) for d in drafts]
     really_fired = [rule_id for rule_id, recs in fired.items() if any(not r.withheld for r in recs)]
     evaluation = Evaluation(cards=cards, fired=really_fired, gate=True, failed_rules=failed)
     shown = set(evaluation.on_cards)
-    evaluation.folded = [rule_id for rule_id in produced if rule_id not in shown]
+    # A rule held back by the screen has a card, recorded apart: it is not folded into another one.
+    evaluation.folded = [rule_id for rule_id in produced if rule_id not in shown and rule_id not in held]
+    evaluation.keys = {c.uuid: screening.card_keys(d.recommendations) for c, d in zip(cards, drafts)}
+    for draft in _drafts(held, by_id, knowledge) if held else []:
+        card = _card(draft, by_id, knowledge, ctx, gate_evidence)
+        evaluation.held_back.append(card)
+        reason = next(reasons[id(r)] for r in draft.recommendations if id(r) in reasons)
+        evaluation.keys[card.uuid] = screening.card_keys(draft.recommendations, reason)
     return evaluation
 
 
@@ -316,6 +334,7 @@ def _card(draft: _Draft, rules: dict[str, Rule], knowledge: Knowledge, ctx: Cont
         "keys": [stable_key(r) for r in recommendations],
         "evidence": gate_evidence + evidence,
         "provenance": dict(knowledge.terminology.versions),
+        "knowledgeVersion": knowledge.version,
     }
     if draft.withheld:
         extension["withheld"] = draft.withheld

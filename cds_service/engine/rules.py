@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from cds_service.record.facts import PatientFacts
+from cds_service.record.medications import MedicationFact
 from cds_service.record.terminology import Terminology
 
 HOOKS = ("patient-view", "order-select", "order-sign")
@@ -45,6 +46,18 @@ class Link:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class FindingKey:
+    """What a recommendation fired on, as remembered for a clinician's dismissal (decision A22) and for not repeating
+    an order card (A21): a key telling findings of one rule apart (R17: the specialty) and a rank ordering them
+    (higher is worse: a worse finding than the one dismissed shows again). `suggestion` names the suggestion (by its
+    key) that acts on this finding alone, so that a card can keep its other findings when this one is dismissed."""
+
+    key: str = ""
+    rank: int = 0
+    suggestion: str | None = None
+
+
 @dataclass(slots=True)
 class Recommendation:
     """What a rule says when it fires: one card's worth of content, before grouping (decision A12)."""
@@ -75,6 +88,14 @@ class Recommendation:
     # the rule id it makes the card's stable key (decision A20), the same for the same finding on every call.
     finding: str | None = None
     rule_id: str = ""  # filled in by the engine
+    # A21/A22: what this recommendation found, as the service's memory tells findings apart and ranks them, and the
+    # draft orders it judges (the engine keys them by product, dose and route, hashed). Not the same as `finding`:
+    # that names the card's content for the EHR (it changes when R01 finds one more driver, and names the products
+    # ordered); these name what a clinician dismisses, which stays the same while only its severity changes (R01:
+    # ranked by the number of drivers; R17: one per specialty, each tied to its referral), and never name a product.
+    # Without them the memory keys the rule's one finding (key "", rank 0; screening.findings_of).
+    findings: tuple[FindingKey, ...] = ()
+    orders: tuple[MedicationFact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """The Flask application factory: the CDS Hooks blueprint (hooks_api.py), health probes, JSON errors, one log line
 per call.
 
-GET  /healthz, /readyz                liveness, readiness
+GET  /healthz, /readyz                liveness, readiness (database, migrations, trust file)
+GET  /metrics                         Prometheus metrics (metrics.py)
+GET  /analytics, /analytics/rules     rule analytics for the admin token's holder (analytics.py)
 
 Every error is JSON (an OperationOutcome-shaped body with a plain `error` message), never an HTML page or a stack
 trace; 401 carries no details at all.
@@ -20,13 +22,14 @@ from werkzeug.exceptions import HTTPException
 import cards
 
 from .clock import Clock, system_clock
+from . import analytics, metrics
 from .cors import install_cors
 from .discovery import services
 from .errors import PayloadTooLarge, PreconditionFailed, ServiceError, Unauthorized
-from .feedback import IssuedCards
 from .fhir_client import FhirClient
 from .hooks_api import EXTENSION, ServiceState, hooks, json_response
 from .logging_setup import configure_logging
+from .operations import Operations
 from .prefetch import Fetcher
 from .rule_pages import rule_pages
 from .security import Authenticator
@@ -68,9 +71,12 @@ def create_app(
         authenticator = Authenticator.from_settings(settings)
     if fetcher is None:  # absent prefetch keys are fetched from the request's fhirServer (docs/fetching.md)
         fetcher = FhirClient.from_settings(settings)
-    app.extensions[EXTENSION] = ServiceState(settings, clock, fetcher, authenticator, IssuedCards())
+    operations = Operations.start(settings, clock)  # the database, migrated; the per-site settings
+    app.extensions[EXTENSION] = ServiceState(settings, clock, metrics.MeteredFetcher(fetcher), authenticator, operations)
     install_cors(app, settings)
     app.register_blueprint(hooks)
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(analytics.blueprint)
     app.register_blueprint(rule_pages)  # GET /rules, /rules/{id}: HTML for people, no token
 
     @app.before_request
@@ -84,7 +90,11 @@ def create_app(
 
     @app.get("/readyz")
     def readyz():
-        return json_response({"status": "ready", "rules": len(cards.knowledge().rules), "services": len(services())})
+        trust = settings.issuers_file is None or bool(getattr(authenticator, "issuers", None))
+        ready, checks = operations.readiness(trust_loaded=trust)
+        body = {"status": "ready" if ready else "not ready", "rules": len(cards.knowledge().rules),
+                "services": len(services()), **checks}
+        return json_response(body, 200 if ready else 503)
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError):
@@ -108,6 +118,7 @@ def create_app(
     @app.after_request
     def _log(response: Response) -> Response:
         if request.path.startswith("/cds-services"):
+            metrics.observe_request(request, response, time.perf_counter() - g.get("started", time.perf_counter()))
             log.info(
                 "request",
                 extra={

@@ -5,6 +5,8 @@
                                                               print the CDS Hooks response (or its cards, as text)
   calcinosis-cds request FILE [--at DATE] [--hook HOOK]       print the CDS Hooks request built from FILE (for curl)
   calcinosis-cds rules [--format text|markdown|json]          print the catalogue of rules, generated from cards/
+  calcinosis-cds report [--format table|json|csv] [--weeks N] print the rule analytics from the database
+  calcinosis-cds db upgrade|current|purge                     migrate, show the revision, apply the retention
 
 FILE for `evaluate` is a CDS Hooks request, a FHIR Bundle of one patient (e.g. a Synthea record), or a fixture
 scenario ({"bundle": ..., "hook": ..., "draftOrders": ...}). `${now-30d}`-style dates in it are resolved against
@@ -144,8 +146,14 @@ def rules_command(args: argparse.Namespace) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
+    # Before anything imports prometheus-client: its multiprocess mode is chosen when it is first imported.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or _own_metrics_dir()
+
     from .app import create_app
-    from .gunicorn_hooks import pre_fork
+    from .gunicorn_hooks import child_exit, pre_fork
+    from .metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(metrics_dir)
 
     try:
         settings = Settings.from_env(defaults=development_defaults())
@@ -168,6 +176,7 @@ def serve_command(args: argparse.Namespace) -> int:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
             self.cfg.set("pre_fork", pre_fork)
+            self.cfg.set("child_exit", child_exit)
 
         def load(self):
             return app
@@ -175,6 +184,17 @@ def serve_command(args: argparse.Namespace) -> int:
     print(f"calcinosis-cds: serving on http://{args.host}:{args.port}/cds-services (auth {settings.auth})", flush=True)
     Server().run()
     return 0
+
+
+def _own_metrics_dir() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="calcinosis-cds-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _positive(kind: type):
@@ -216,7 +236,8 @@ HOOKS = ("patient-view", "order-select", "order-sign")
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="calcinosis-cds", description="CDS Hooks service for calcinosis cutis",
-                                  epilog="Exit codes: 0 done, 1 the service refused the request (evaluate), 2 bad input.")
+                                  epilog="Exit codes: 0 done, 1 the service refused the request (evaluate) or the "
+                                         "database is not at the newest revision (report, db current), 2 bad input.")
     top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -256,6 +277,10 @@ def parser() -> argparse.ArgumentParser:
                        help="output format (default: text)")
     rules.add_argument("--output", help="write the Markdown catalogue document (docs/rules.md) to this file")
     rules.set_defaults(run=rules_command)
+
+    from .report import add_commands  # report and db: the operated service's commands (report.py)
+
+    add_commands(commands)
     return top
 
 

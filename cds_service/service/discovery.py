@@ -38,6 +38,8 @@ class Service:
         }
         if self.usage_requirements:
             entry["usageRequirements"] = self.usage_requirements
+        # The knowledge's version (CDS Hooks 3.0 proposes `version` on a service): which rules answered.
+        entry["version"] = cards.knowledge().version
         return entry
 
 

@@ -28,11 +28,19 @@ class Unauthorized(ServiceError):
 
     status = 401
     code = "security"
+    reason = "unauthenticated"  # one of a fixed list, for the metrics (cds_auth_failures); never in the response
 
 
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "too-costly"
+
+
+class ServiceUnavailable(ServiceError):
+    """A dependency (the database) failed; the client may retry."""
+
+    status = 503
+    code = "transient"
 
 
 class UnsupportedMediaType(ServiceError):

@@ -1,20 +1,15 @@
-"""The feedback endpoint (CDS Hooks 2.0 §Feedback): validate, then log outcomes by card uuid and rule id.
+"""The feedback endpoint (CDS Hooks 2.0 §Feedback): validate, then store (records.py) and log each entry.
 
-Feedback carries no patient data, and none is logged: the card's uuid, the outcome, the accepted suggestion uuids and
-the override reason's code. The rule ids come from the card uuids this process has issued recently, when it still
-knows them (a bounded memory: feedback for older cards is logged by uuid only).
+Feedback carries no patient data, and none is logged: the card's uuid, the outcome, whether the card is known and the
+entry new, and the override reason's code. The rules a card carried are in the database, with the card.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Iterable
-
-from cds_service.engine.card_model import Card
+from typing import Any
 
 from .errors import BadRequest
 
@@ -32,33 +27,21 @@ _CODE = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR's code type
 _URI = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 
 
-class IssuedCards:
-    """card uuid -> rule ids, for the most recent cards issued by this process."""
-
-    def __init__(self, capacity: int = 50_000):
-        self._capacity = capacity
-        self._cards: OrderedDict[str, list[str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def remember(self, cards: Iterable[Card]) -> None:
-        with self._lock:
-            for card in cards:
-                self._cards[card.uuid] = card.rules
-                self._cards.move_to_end(card.uuid)
-            while len(self._cards) > self._capacity:
-                self._cards.popitem(last=False)
-
-    def rules_of(self, card_uuid: str) -> list[str] | None:
-        with self._lock:
-            return self._cards.get(card_uuid)
-
-
 def _timestamp(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        return False
+    return True
+
+
+def _text(value: str) -> bool:
+    """Writable as UTF-8: JSON lets a string carry a lone surrogate (\\udc80), which no database column can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return False
     return True
 
@@ -104,31 +87,23 @@ def validate_feedback(body: Any) -> list[dict]:
                 isinstance(coding, dict) and isinstance(coding.get("code"), str) and isinstance(coding.get("system"), str)
             ):
                 raise BadRequest(f"{where}.overrideReason.reason must be a Coding with system and code")
-            if coding is not None and not (len(coding["code"]) <= MAX_CODE_CHARS and _CODE.match(coding["code"])):
+            if coding is not None and not (len(coding["code"]) <= MAX_CODE_CHARS and _CODE.match(coding["code"])
+                                           and _text(coding["code"])):
                 raise BadRequest(f"{where}.overrideReason.reason.code must be a code of at most {MAX_CODE_CHARS} "
-                                 "characters, without leading, trailing or repeated whitespace")
+                                 "characters, without leading, trailing or repeated whitespace, nor lone surrogates")
             if coding is not None and not (len(coding["system"]) <= MAX_SYSTEM_CHARS and _URI.match(coding["system"])):
                 raise BadRequest(f"{where}.overrideReason.reason.system must be a URI of at most {MAX_SYSTEM_CHARS} "
                                  "characters")
             comment = reason.get("userComment")
-            if comment is not None and not (isinstance(comment, str) and len(comment) <= MAX_COMMENT_CHARS):
+            if comment is not None and not (isinstance(comment, str) and len(comment) <= MAX_COMMENT_CHARS
+                                            and _text(comment)):
                 raise BadRequest(f"{where}.overrideReason.userComment must be a string of at most "
-                                 f"{MAX_COMMENT_CHARS} characters")
+                                 f"{MAX_COMMENT_CHARS} characters, without lone surrogates")
     return entries
 
 
-def record_feedback(service_id: str, entries: list[dict], issued: IssuedCards) -> None:
-    for entry in entries:
-        reason = (entry.get("overrideReason") or {}).get("reason") or {}
-        log.info(
-            "feedback",
-            extra={
-                "service": service_id,
-                "card": entry["card"],
-                "rules": issued.rules_of(entry["card"]) or "unknown (card not issued by this process recently)",
-                "outcome": entry["outcome"],
-                "acceptedSuggestions": [s["id"] for s in entry.get("acceptedSuggestions") or []],
-                # The reason's code only: a free-text userComment may name the patient, so it is never logged.
-                "overrideReason": reason.get("code"),
-            },
-        )
+def log_feedback(service_id: str, stored: list[dict]) -> None:
+    """One line per entry: card uuid, outcome, whether the card is known and the entry new, the reason's code only
+    (a free-text userComment may name the patient, so it is never logged)."""
+    for entry in stored:
+        log.info("feedback", extra={"service": service_id, **entry})

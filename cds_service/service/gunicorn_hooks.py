@@ -25,6 +25,12 @@ def pre_fork(server, worker) -> None:
     gc.freeze()
 
 
+def child_exit(server, worker) -> None:
+    """A worker is gone (exited, killed, recycled): its live metrics files are dropped, its counters kept
+    (prometheus-client's multiprocess mode; metrics.py)."""
+    from .metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
 HEAD_TIMEOUT_SECONDS = 10.0
 """How long a client may take to send a request's line and headers (CDS_REQUEST_HEAD_TIMEOUT_SECONDS)."""
 HEAD_BUFFER_BYTES = 64 * 1024

@@ -5,7 +5,7 @@ POST /cds-services/<id>               a service call
 POST /cds-services/<id>/feedback      feedback on cards
 
 Each checks the caller first (an unauthenticated caller learns nothing, not even which ids exist), then reads the body.
-What they share (settings, clock, fetcher, authenticator, issued cards) is the app's ServiceState.
+What they share (settings, clock, fetcher, authenticator, the operated state) is the app's ServiceState.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from cds_service.record.json_text import dump_json, parse_json
 
 from .clock import Clock
 from .discovery import services
+from . import metrics
 from .errors import BadRequest, PayloadTooLarge, ServiceError, Unauthorized, UnsupportedMediaType
-from .feedback import IssuedCards, record_feedback, validate_feedback
+from .feedback import log_feedback, validate_feedback
+from .operations import Operations
 from .prefetch import Fetcher
 from .security import Authenticator
-from .service_call import find_service, handle
+from .service_call import find_service
 from .settings import Settings
 
 EXTENSION = "calcinosis-cds"
@@ -39,7 +41,7 @@ class ServiceState:
     clock: Clock
     fetcher: Fetcher
     authenticator: Authenticator
-    issued: IssuedCards
+    operations: Operations
 
 
 def state() -> ServiceState:
@@ -84,11 +86,13 @@ def authenticate() -> dict | None:
     current = state()
     try:
         claims = current.authenticator.authenticate(request, current.settings)
-    except Unauthorized:
+    except Unauthorized as error:
         g.auth = "rejected"
+        metrics.count_auth_failure(error.reason)
         raise
     g.auth = "verified" if claims else ("off" if current.settings.auth == "off" else "anonymous")
     g.issuer = (claims or {}).get("iss")
+    g.tenant = (claims or {}).get("tenant") if isinstance((claims or {}).get("tenant"), str) else None
     return claims
 
 
@@ -117,9 +121,8 @@ def service_call(service_id: str):
     service = find_service(service_id)
     body = read_json_body()
     current = state()
-    result = handle(service, body, settings=current.settings, clock=current.clock, fetcher=current.fetcher,
-                    fhir_servers=fhir_servers(claims), rule_page_base=rule_page_base(current.settings))
-    current.issued.remember(result.evaluation.cards)
+    result = current.operations.call(service, body, fetcher=current.fetcher, issuer=g.issuer, tenant=g.tenant,
+                                     fhir_servers=fhir_servers(claims), rule_page_base=rule_page_base(current.settings))
     g.hook_instance = result.request.hook_instance
     g.call_summary = result.summary
     return json_response(result.response)
@@ -130,5 +133,7 @@ def feedback(service_id: str):
     authenticate()
     find_service(service_id)
     entries = validate_feedback(read_json_body())
-    record_feedback(service_id, entries, state().issued)
+    stored = state().operations.feedback(service_id, entries, issuer=g.issuer, tenant=g.tenant,
+                                         client_key=request.headers.get("Idempotency-Key"))
+    log_feedback(service_id, stored)
     return json_response({})

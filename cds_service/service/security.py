@@ -622,7 +622,9 @@ class Authenticator:
             "authentication rejected",
             extra={"reason": rejected.reason, "path": request.path, **{k: _loggable(v) for k, v in rejected.fields.items()}},
         )
-        raise Unauthorized("authentication failed")
+        error = Unauthorized("authentication failed")
+        error.reason = rejected.reason
+        raise error
 
     def verify(self, token: str, audience: str) -> dict:
         """The claims of a token that passes every check; _Rejected with the reason otherwise."""

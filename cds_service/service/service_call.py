@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import cards
 from cds_service.engine.evaluate import Evaluation, evaluate
 from cds_service.engine.rules import Context, RuleSettings
+from cds_service.engine.screening import Screen
 from cds_service.record.draft_orders import read_draft_orders
 from cds_service.record.facts import build_facts
 from cds_service.record.selection import select_and_validate
@@ -94,6 +95,8 @@ def handle(
     fetcher: Fetcher | None = None,
     fhir_servers: tuple[str, ...] | None = None,
     rule_page_base: str | None = None,
+    screen_for: Callable[[HookRequest], Screen] | None = None,
+    switched_off: frozenset[str] = frozenset(),
 ) -> CallResult:
     """Answer one service call. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
     request's own base URL): every card links to its rule's page there (decision A20).
@@ -119,7 +122,8 @@ def handle(
     )
     ctx = Context(hook=request.hook, hook_context=request.context, settings=rule_settings(settings),
                   rule_page_base=rule_page_base)
-    evaluation = evaluate(facts, ctx, knowledge)
+    evaluation = evaluate(facts, ctx, knowledge, switched_off=switched_off,
+                          screen=screen_for(request) if screen_for is not None else None)
 
     response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
     report: dict[str, Any] = {}

@@ -8,7 +8,7 @@ at the first request.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Mapping
@@ -16,6 +16,7 @@ from typing import Mapping
 AUTH_MODES = ("off", "optional", "required")
 SANDBOX_ISSUERS = "sandbox-development"
 LOG_FORMATS = ("json", "text")
+MIN_ADMIN_TOKEN = 24
 
 
 class SettingsError(ValueError):
@@ -89,7 +90,24 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
 
+    # --- state: the database, analytics, per-site settings (docs/operations.md) ---
+    data_dir: Path = Path("data")
+    """The SQLite database and the development patient-hash secret live here (the image: /var/lib/calcinosis-cds)."""
+    database_url: str | None = field(default=None, repr=False)  # may carry a password
+    """None: an SQLite file in data_dir; postgresql://... for production and replicas."""
+    hash_secret: str | None = field(default=None, repr=False)
+    """HMAC secret of the patient and FHIR-server hashes; required with CDS_AUTH=required."""
+    retention_days: int = 400
+    dismissal_days: int = 90
+    keep_user_comments: bool = False
+    admin_token: str | None = field(default=None, repr=False)
+    site_settings_file: Path | None = None
+
     def __post_init__(self) -> None:
+        if self.admin_token is not None and len(self.admin_token) < MIN_ADMIN_TOKEN:
+            raise SettingsError(f"CDS_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters long")
+        if self.site_settings_file is not None and not Path(self.site_settings_file).is_file():
+            raise SettingsError(f"CDS_SITE_SETTINGS names no readable file: {self.site_settings_file}")
         if self.auth not in AUTH_MODES:
             raise SettingsError(f"CDS_AUTH must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
         if self.log_format not in LOG_FORMATS:
@@ -175,7 +193,29 @@ class Settings:
             values["log_format"] = raw.strip().lower()
         if (raw := get("CDS_LOG_LEVEL")) is not None:
             values["log_level"] = raw.strip().upper()
+        values.update(_state_settings(get))
         return cls(**values)
+
+
+def _state_settings(get) -> dict:
+    values: dict = {}
+    if (raw := get("CDS_DATA_DIR")) is not None:
+        values["data_dir"] = Path(raw.strip())
+    if (raw := get("CDS_DATABASE_URL")) is not None:
+        values["database_url"] = raw.strip()
+    if (raw := get("CDS_HASH_SECRET")) is not None:
+        values["hash_secret"] = raw.strip()
+    if (raw := get("CDS_RETENTION_DAYS")) is not None:
+        values["retention_days"] = _number("CDS_RETENTION_DAYS", raw, int, 1)
+    if (raw := get("CDS_DISMISSAL_DAYS")) is not None:
+        values["dismissal_days"] = _number("CDS_DISMISSAL_DAYS", raw, int, 1)
+    if (raw := get("CDS_KEEP_USER_COMMENTS")) is not None:
+        values["keep_user_comments"] = _bool("CDS_KEEP_USER_COMMENTS", raw)
+    if (raw := get("CDS_ADMIN_TOKEN")) is not None:
+        values["admin_token"] = raw.strip()
+    if (raw := get("CDS_SITE_SETTINGS")) is not None:
+        values["site_settings_file"] = Path(raw.strip())
+    return values
 
 
 def request_head_timeout(raw: str) -> float:
@@ -220,4 +260,12 @@ ENVIRONMENT_VARIABLES = {
     "CDS_REQUEST_HEAD_TIMEOUT_SECONDS": ("time a client has to send a request's line and headers (then it is closed)", "10"),
     "CDS_LOG_FORMAT": ("json or text", "json (make run: text)"),
     "CDS_LOG_LEVEL": ("DEBUG, INFO, WARNING, ERROR", "INFO"),
+    "CDS_DATA_DIR": ("directory of the SQLite database (and, in development, the generated hash secret)", "./data (image: /var/lib/calcinosis-cds)"),
+    "CDS_DATABASE_URL": ("sqlite:///FILE or postgresql://user:password@host/db (psycopg 3)", "SQLite file in CDS_DATA_DIR"),
+    "CDS_HASH_SECRET": ("HMAC secret of the patient and FHIR-server hashes (16+ bytes); required with CDS_AUTH=required", "generated into CDS_DATA_DIR when auth is not required"),
+    "CDS_RETENTION_DAYS": ("days issued cards and feedback are kept (calcinosis-cds db purge)", "400"),
+    "CDS_DISMISSAL_DAYS": ("days an overridden R01/R17/R20 card stays hidden for that patient (A22)", "90"),
+    "CDS_KEEP_USER_COMMENTS": ("store feedback's free-text userComment (it may hold patient data)", "false"),
+    "CDS_ADMIN_TOKEN": ("bearer token (24+ characters) for /analytics; unset: analytics answer 404", "none"),
+    "CDS_SITE_SETTINGS": ("JSON file of per-issuer/tenant settings: rules switched off, silent mode", "none"),
 }

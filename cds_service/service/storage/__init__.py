@@ -5,6 +5,7 @@ from .engine import make_engine, normalise_url, sqlite_url
 from .keys import PatientKey
 from .migrate import MigrationStatus, at_head, current_revision, head_revision, upgrade
 from .records import (
+    HELD_BACK,
     INDICATOR_RANK,
     ActiveDismissal,
     CardRecord,
@@ -20,6 +21,7 @@ from .records import (
 from .store import DISMISSIBLE_RULES, Store
 
 __all__ = [
+    "HELD_BACK",
     "INDICATOR_RANK",
     "DISMISSIBLE_RULES",
     "ActiveDismissal",

@@ -81,7 +81,8 @@ def _sqlite_transactions(engine: Engine) -> None:
 def insert_for(connection_or_session, model):
     """INSERT with ON CONFLICT (both backends have it, but SQLAlchemy spells it per dialect). Whether a row went
     in is told by RETURNING (SQLite 3.35+): psycopg's rowcount for it is -1."""
-    name = connection_or_session.get_bind().dialect.name
+    bind = connection_or_session if hasattr(connection_or_session, "dialect") else connection_or_session.get_bind()
+    name = bind.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:

@@ -46,3 +46,8 @@ class PatientKey:
 
     def server(self, fhir_server: str) -> str:
         return self._digest("server", normalise_server(fhir_server))
+
+    def card(self, stable_key: str) -> str:
+        """A card's stable key (decision A20), which may name what was ordered ("R05:order:magnesium hydroxide"):
+        the same for the same finding on every call, so still good for deduplication, and nothing read from it."""
+        return self._digest("card", stable_key)

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 from .schema import CARD_REF
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
+HELD_BACK = ("silent-mode", "dismissed", "repeat")
+"""Why a card was recorded and not shown: the site's silent mode, a remembered dismissal (A22), a repeat (A21)."""
 OUTCOMES = ("accepted", "overridden")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -64,8 +66,12 @@ class CardRecord:
     """Computed but not shown (held back by a dismissal or as a repeat): kept for the audit, not counted as shown."""
     draft_order_key: str | None = None
     suggestion_uuids: tuple[str, ...] = ()
+    held_back: str | None = None
+    """Why it was not shown (one of HELD_BACK); a silent card without one was held back by the site's silent mode."""
 
     def __post_init__(self) -> None:
+        if self.held_back is not None and (self.held_back not in HELD_BACK or not self.silent):
+            raise ValueError(f"held_back must be one of {', '.join(HELD_BACK)}, on a silent card")
         if self.indicator not in INDICATOR_RANK:
             raise ValueError(f"indicator must be one of {', '.join(INDICATOR_RANK)}, not {self.indicator!r}")
         if not self.findings:
@@ -174,11 +180,14 @@ class RuleWeek:
     issued: int
     """Cards shown with this rule (silent ones are counted apart)."""
     silent: int
+    """Cards computed under the site's silent mode (what the site would have been shown)."""
     accepted: int
     """Cards with at least one accepted feedback (a card accepted twice counts once)."""
     overridden: int
     override_reasons: dict[str, int] = field(default_factory=dict)
     """Override reason code -> cards; "" for an override without a reason."""
+    suppressed: int = 0
+    """Cards held back as a remembered dismissal (A22) or a repeat at order-sign (A21)."""
 
     @property
     def acceptance_rate(self) -> float | None:

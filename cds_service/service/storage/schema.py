@@ -78,7 +78,8 @@ class IssuedCard(Base):
     service_id: Mapped[str] = mapped_column(String(200))
     hook: Mapped[str] = mapped_column(String(64))
     stable_key: Mapped[str] = mapped_column(String(200))
-    """The rule-and-finding key of the card's extension, the same on every response (deduplication)."""
+    """The keyed hash of the card's stable key (its extension's `key`, A20): the same on every response for the same
+    finding (deduplication); the key itself may name the product ordered."""
     indicator: Mapped[str] = mapped_column(String(16))
     knowledge_version: Mapped[str] = mapped_column(String(100))
     issuer: Mapped[str | None] = mapped_column(String(500))
@@ -89,6 +90,8 @@ class IssuedCard(Base):
     patient_hash: Mapped[str] = mapped_column(String(HASH))
     fhir_server_hash: Mapped[str] = mapped_column(String(HASH))
     silent: Mapped[bool] = mapped_column(Boolean)
+    held_back: Mapped[str | None] = mapped_column(String(16))
+    """Why a silent card was not shown: silent-mode (the site's), dismissed (A22) or repeat (A21); None: shown."""
     draft_order_key: Mapped[str | None] = mapped_column(String(200))
     """Order hooks: the draft order's product, dose and route as one key (A21); None on patient-view."""
     suggestion_uuids: Mapped[list[str]] = mapped_column(JSON)

@@ -28,9 +28,11 @@ def weekly_stats(session: Session, since: datetime, until: datetime) -> WeeklySt
 
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    shown = joined.add_columns(rule, week, IssuedCard.silent, func.count(cards)).where(in_period)
-    for rule_id, iso_week, silent, n in session.execute(shown.group_by(rule, week, IssuedCard.silent)):
-        counts[rule_id, iso_week]["silent" if silent else "issued"] += n
+    held = IssuedCard.held_back
+    shown = joined.add_columns(rule, week, IssuedCard.silent, held, func.count(cards)).where(in_period)
+    for rule_id, iso_week, silent, why, n in session.execute(shown.group_by(rule, week, IssuedCard.silent, held)):
+        kind = "issued" if not silent else "suppressed" if why in ("dismissed", "repeat") else "silent"
+        counts[rule_id, iso_week][kind] += n
     outcomes = with_feedback.add_columns(rule, week, FeedbackRecord.outcome, func.count(cards)).where(in_period)
     for rule_id, iso_week, outcome, n in session.execute(outcomes.group_by(rule, week, FeedbackRecord.outcome)):
         counts[rule_id, iso_week][outcome] += n
@@ -57,6 +59,7 @@ def weekly_stats(session: Session, since: datetime, until: datetime) -> WeeklySt
                 accepted=c["accepted"],
                 overridden=c["overridden"],
                 override_reasons=dict(sorted(reasons[rule_id, iso_week].items())),
+                suppressed=c["suppressed"],
             )
             for (rule_id, iso_week), c in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0]))
         ],

@@ -7,6 +7,8 @@ system clock, so dismissals, retention and token expiry are testable at any date
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
@@ -56,6 +58,10 @@ class Store:
         self.dismissible_rules = frozenset(dismissible_rules)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+        # gunicorn loads the app (and opens the database) before forking its workers: a pooled connection must never
+        # be used by two processes, so a child starts with an empty pool and leaves the parent's connections alone.
+        engine = weakref.ref(self.engine)
+        os.register_at_fork(after_in_child=lambda: (e := engine()) is not None and e.dispose(close=False))
 
     def __repr__(self) -> str:  # the URL may carry a password
         return f"Store({self.engine.url!r})"
@@ -87,9 +93,10 @@ class Store:
         """The cards of one response, in one transaction: all of them or none."""
         if not cards:
             return
-        with self._write.begin() as session:
-            session.execute(
-                insert_for(session, IssuedCard),
+        # Core, not the ORM's bulk insert: this runs on every call, and the ORM path costs about twice as much.
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert_for(connection, IssuedCard.__table__),
                 [
                     dict(
                         uuid=c.uuid,
@@ -105,14 +112,15 @@ class Store:
                         patient_hash=c.patient_hash,
                         fhir_server_hash=c.fhir_server_hash,
                         silent=c.silent,
+                        held_back=c.held_back or ("silent-mode" if c.silent else None),
                         draft_order_key=c.draft_order_key,
                         suggestion_uuids=list(c.suggestion_uuids),
                     )
                     for c in cards
                 ],
             )
-            session.execute(
-                insert_for(session, CardFinding),
+            connection.execute(
+                insert_for(connection, CardFinding.__table__),
                 [
                     dict(card_uuid=c.uuid, rule_id=f.rule_id, finding_key=f.finding_key, severity_rank=f.severity_rank)
                     for c in cards
@@ -208,12 +216,13 @@ class Store:
             )
 
     def active_dismissals(self, patient_hash: str, now: datetime) -> list[ActiveDismissal]:
-        query = select(Dismissal).where(Dismissal.patient_hash == patient_hash, Dismissal.expires_at > now)
-        with self._read() as session:
-            return [
-                ActiveDismissal(d.rule_id, d.finding_key, d.severity_rank, d.expires_at)
-                for d in session.scalars(query.order_by(Dismissal.rule_id, Dismissal.finding_key))
-            ]
+        query = (
+            select(Dismissal.rule_id, Dismissal.finding_key, Dismissal.severity_rank, Dismissal.expires_at)
+            .where(Dismissal.patient_hash == patient_hash, Dismissal.expires_at > now)
+            .order_by(Dismissal.rule_id, Dismissal.finding_key)
+        )
+        with self.engine.execution_options(**{READ_ONLY: True}).connect() as connection:  # every call reads this
+            return [ActiveDismissal(*row) for row in connection.execute(query)]
 
     # --- analytics and retention ----------------------------------------------------------------------------
 
