@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import socket
+import secrets
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ BENCH_OVERRIDES = {"CDS_FHIR_ALLOW_HTTP": "true"}
 SERVICE_APP = "cds_service:create_app()"
 BASELINE_APP = "bench.baseline:create_app()"
 BASELINE_ORJSON_APP = "bench.baseline:create_app('orjson')"
+
+
+BENCH_HASH_SECRET = secrets.token_hex(32)
 
 
 def image_environment() -> dict[str, str]:
@@ -100,6 +104,8 @@ class Server:
         env.update(self.extra_env)
         # The service's database beside its log (the image's /var/lib/calcinosis-cds is not on this machine).
         env.setdefault("CDS_DATA_DIR", str(self.log_path.with_suffix(".data")))
+        # Production requires the patient-hash secret (the same on every replica); one per benchmark run will do.
+        env.setdefault("CDS_HASH_SECRET", BENCH_HASH_SECRET)
         env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "PYTHONUNBUFFERED": "1"})
         if self.public_url:
