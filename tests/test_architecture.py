@@ -97,3 +97,18 @@ def test_imports_inside_functions_are_in_the_graph(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     graph = grimp.build_graph("lazypkg", cache_dir=None)
     assert "lazypkg.b" in graph.find_modules_directly_imported_by("lazypkg.a")
+
+
+MAX_MODULE_LINES = 420  # "about 400": a module of one job
+
+
+def test_modules_stay_small():
+    large = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if ".venv" in path.parts:
+                continue
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_MODULE_LINES:
+                large[str(path.relative_to(ROOT))] = lines
+    assert large == {}, f"modules over {MAX_MODULE_LINES} lines (split them by job): {large}"

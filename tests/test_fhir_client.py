@@ -521,7 +521,7 @@ def test_a_server_that_rejects_the_include_gets_the_plain_search_then_the_batch(
 
 
 def test_the_include_is_added_only_to_medication_searches_without_one():
-    from cds_service.service.fhir_client import with_medication_include
+    from cds_service.service.fhir_medications import with_medication_include
 
     assert with_medication_include("MedicationRequest?patient=p1") == (
         "MedicationRequest?patient=p1&_include=MedicationRequest:medication")

@@ -226,7 +226,7 @@ def test_connections_are_reused_between_calls(loaded):
 def test_every_prefetch_template_is_a_search_sekmet_fully_supports(loaded):
     """Sekmet reports a search parameter it ignores as an OperationOutcome entry (search.mode=outcome). The queries
     are checked as the client sends them, with the Medication _include of the medication searches."""
-    from cds_service.service.fhir_client import with_medication_include
+    from cds_service.service.fhir_medications import with_medication_include
 
     with requests.Session() as session:
         session.headers.update({"Authorization": f"Bearer {TOKEN}", "Accept": "application/fhir+json"})

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import weakref
@@ -50,6 +49,15 @@ import requests
 from cds_service.record.json_text import parse_json
 
 from . import outbound
+from .fhir_medications import NOT_HTTP, MedicationFetching
+from .fhir_answers import (
+    UNREACHABLE,
+    FetchError,
+    check_status,
+    included_count,
+    resource_kind,
+    transport_reason,
+)
 from .prefetch import KeyResult, bundle_resources
 from .protocol import HookRequest
 from .settings import Settings
@@ -59,27 +67,10 @@ log = logging.getLogger("cds_service.fhir_client")
 ACCEPT = "application/fhir+json"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a 500-Observation page is a few MB
 MAX_CALL_BYTES = 32 * 1024 * 1024  # every answer of one call together (CDS_FETCH_MAX_BYTES)
-MEDICATION_IDS_PER_SEARCH = 50  # keeps `Medication?_id=...` well under common URL length limits
-MEDICATION_BATCHES = 4  # at most 200 Medications a call: a call's tasks stay few, so calls cannot starve each other
 STOP_GRACE_SECONDS = 0.5
 """After the deadline, how long a call waits for its fetch threads to stop (their sockets are already shut down; a
 parse already under way finishes, bounded by the byte budget)."""
-# The searches whose resources name their drug by reference, and the _include that brings the Medications along.
-MEDICATION_INCLUDES = {
-    "MedicationRequest": "MedicationRequest:medication",
-    "MedicationStatement": "MedicationStatement:medication",
-}
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _CHUNK = 64 * 1024
-NOT_HTTP = "fhirServer is not an http(s) URL; nothing was fetched"
-
-
-class FetchError(Exception):
-    """Why one key could not be (fully) read; the message is safe to show the caller and to log."""
-
-
-class QueryRejected(FetchError):
-    """The server refused the query itself (a 4xx other than 401/403/404/410/429): e.g. a parameter it does not know."""
 
 
 class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
@@ -91,9 +82,6 @@ class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
 
     def return_ok(self, cookie, request):
         return False
-
-
-UNREACHABLE = "the FHIR server could not be reached, or did not answer in time"
 
 
 @dataclass
@@ -111,7 +99,7 @@ class _Call:
     verify: bool | str
 
 
-class FhirClient:
+class FhirClient(MedicationFetching):
     """The default Fetcher: thread-safe, one instance per application (gunicorn threads share it)."""
 
     def __init__(
@@ -185,47 +173,6 @@ class FhirClient:
             url = urljoin(call.base + "/", next_url)
             tasks[key] = (lambda u=url: self._read_pages(call, u, pages_left=self.max_pages - 1, seen=set()))
         return self._run(call, tasks)
-
-    def fetch_medications(self, request: HookRequest, references: list[str]) -> KeyResult:
-        """Medications the record references but does not hold, in one batched search, within the same deadline."""
-        call = self._call(request)
-        if call is None:
-            return KeyResult(error=NOT_HTTP, source="fetched")
-        ids: list[str] = []
-        refused: list[str] = []
-        for reference in references:
-            mid = self._medication_id(call, reference)
-            if mid is None:
-                refused.append(reference)
-            elif mid not in ids:
-                ids.append(mid)
-        chunks = [ids[i : i + MEDICATION_IDS_PER_SEARCH] for i in range(0, len(ids), MEDICATION_IDS_PER_SEARCH)]
-        if len(chunks) > MEDICATION_BATCHES:
-            refused += [f"Medication/{mid}" for chunk in chunks[MEDICATION_BATCHES:] for mid in chunk]
-            ids = [mid for chunk in chunks[:MEDICATION_BATCHES] for mid in chunk]
-            chunks = chunks[:MEDICATION_BATCHES]
-        tasks = {
-            f"batch-{n}": (lambda c=chunk: self._read_query(call, f"Medication?_id={','.join(c)}&_count={len(c)}"))
-            for n, chunk in enumerate(chunks)
-        }
-        results = self._run(call, tasks) if tasks else {}
-        found: dict[str, dict] = {}
-        errors: list[str] = []
-        for result in results.values():
-            for resource in result.resources:
-                if resource.get("resourceType") == "Medication" and resource.get("id") in ids:
-                    found[resource["id"]] = resource
-            if result.error:
-                errors.append(result.error)
-        not_found = [f"Medication/{mid}" for mid in ids if mid not in found]
-        problems = []
-        if refused:
-            problems.append("cannot be fetched from the fhirServer: " + ", ".join(refused))
-        if errors:
-            problems.append("; ".join(dict.fromkeys(errors)) + ": " + ", ".join(not_found))
-        elif not_found:
-            problems.append("not found on the FHIR server: " + ", ".join(not_found))
-        return KeyResult(resources=list(found.values()), error="; ".join(problems) or None, source="fetched")
 
     # ------------------------------------------------------------------ one service call
 
@@ -304,17 +251,6 @@ class FhirClient:
 
     # ------------------------------------------------------------------ reads and searches
 
-    def _read_query_including_medications(self, call: _Call, query: str) -> KeyResult:
-        """A MedicationRequest/MedicationStatement search asks for its Medications too (`_include`), in the same round
-        trip; a server that rejects the parameter gets the query as the template wrote it."""
-        included = with_medication_include(query)
-        if included == query:
-            return self._read_query(call, query)
-        try:
-            return self._read_query(call, included)
-        except QueryRejected:
-            return self._read_query(call, query)
-
     def _read_query(self, call: _Call, query: str) -> KeyResult:
         path = query.lstrip("/")
         url = f"{call.base}/{path}"
@@ -326,7 +262,7 @@ class FhirClient:
         if resource.get("resourceType") == "OperationOutcome":
             raise FetchError("the FHIR server answered with an OperationOutcome")
         if resource.get("resourceType") != resource_type:
-            raise FetchError(f"the FHIR server answered with a {_kind(resource)} where a {resource_type} was expected")
+            raise FetchError(f"the FHIR server answered with a {resource_kind(resource)} where a {resource_type} was expected")
         return KeyResult(resources=[resource], source="fetched")
 
     def _read_pages(self, call: _Call, url: str, *, pages_left: int, seen: set[str]) -> KeyResult:
@@ -352,7 +288,7 @@ class FhirClient:
                 if bundle.get("resourceType") == "OperationOutcome":
                     raise FetchError("the FHIR server answered with an OperationOutcome")
                 if bundle.get("resourceType") != "Bundle":
-                    raise FetchError(f"the FHIR server answered with a {_kind(bundle)} where a searchset Bundle was expected")
+                    raise FetchError(f"the FHIR server answered with a {resource_kind(bundle)} where a searchset Bundle was expected")
                 if not isinstance(bundle.get("entry", []), list) or not isinstance(bundle.get("link", []), list):
                     raise FetchError("the FHIR server answered with a Bundle whose entry or link is not an array")
             except FetchError as error:
@@ -364,7 +300,7 @@ class FhirClient:
                 break
             pages += 1
             page_resources = bundle_resources(bundle)
-            page_included = _included_count(bundle)
+            page_included = included_count(bundle)
             room = self.max_resources - len(resources)
             if len(page_resources) > room:
                 resources.extend(page_resources[:room])
@@ -397,17 +333,6 @@ class FhirClient:
                 return url
         return None
 
-    def _medication_id(self, call: _Call, reference: str) -> str | None:
-        """The id of a Medication reference we may fetch from the fhirServer, or None."""
-        if reference.startswith(("http://", "https://")):
-            if not reference.startswith(call.base + "/") or outbound.origin_of(reference) != call.origin:
-                return None  # another server: we never send the token elsewhere
-            reference = reference[len(call.base) + 1 :]
-        kind, _, mid = reference.partition("/")
-        if kind != "Medication" or "/" in mid or not _FHIR_ID.match(mid):
-            return None  # urn:uuid (a Bundle-local id), versioned or malformed references
-        return mid
-
     # ------------------------------------------------------------------ HTTP
 
     def _get_json(self, call: _Call, url: str, *, what: str) -> dict[str, Any]:
@@ -434,7 +359,7 @@ class FhirClient:
             with outbound.within(scope):  # left before the response is closed (its connection leaves the scope)
                 response = self._adapter.send(prepared, stream=True, timeout=timeout, verify=call.verify,
                                               proxies=call.proxies)
-                _check_status(response.status_code, authenticated="Authorization" in call.headers, what=what)
+                check_status(response.status_code, authenticated="Authorization" in call.headers, what=what)
                 body = bytearray()
                 for chunk in response.iter_content(_CHUNK):
                     body += chunk
@@ -446,7 +371,7 @@ class FhirClient:
         except outbound.Refused as refused:
             raise FetchError(str(refused)) from None
         except requests.RequestException as error:
-            raise FetchError(_transport_reason(error)) from None
+            raise FetchError(transport_reason(error)) from None
         except (requests.exceptions.InvalidURL, ValueError):
             raise FetchError("refused to fetch a malformed URL") from None
         finally:
@@ -463,18 +388,6 @@ class FhirClient:
         return parsed
 
 
-def with_medication_include(query: str) -> str:
-    """The query with `_include=<Type>:medication` added when it is a MedicationRequest/MedicationStatement search that
-    does not already ask for an _include; any other query unchanged."""
-    path, sep, params = query.partition("?")
-    include = MEDICATION_INCLUDES.get(path.strip("/"))
-    if include is None or not sep:
-        return query
-    if any(p.split("=", 1)[0].startswith("_include") for p in params.split("&")):
-        return query
-    return f"{query}{'&' if params else ''}_include={include}"
-
-
 def _environment(base: str) -> tuple[dict[str, str], bool | str]:
     """What requests would read from the environment for fhirServer on every request: proxies and the CA bundle."""
     proxies = requests.utils.get_environ_proxies(base)
@@ -482,55 +395,3 @@ def _environment(base: str) -> tuple[dict[str, str], bool | str]:
     return proxies, verify
 
 
-def _included_count(bundle: dict) -> int:
-    """Entries a server added with _include (search.mode "include"): not counted by the Bundle's `total`."""
-    count = 0
-    for entry in bundle.get("entry") or []:
-        search = entry.get("search") if isinstance(entry, dict) else None
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if (isinstance(search, dict) and search.get("mode") == "include" and isinstance(resource, dict)
-                and isinstance(resource.get("resourceType"), str) and resource["resourceType"] != "OperationOutcome"):
-            count += 1
-    return count
-
-
-def _kind(resource: dict) -> str:
-    return str(resource.get("resourceType"))[:64]
-
-
-def _check_status(status: int, *, authenticated: bool, what: str) -> None:
-    if 200 <= status < 300:
-        return
-    if status == 401:
-        raise FetchError(
-            "the FHIR server refused the access token (401)" if authenticated
-            else "the FHIR server requires authorization (401) and the request carried no fhirAuthorization"
-        )
-    if status == 403:
-        raise FetchError("the FHIR server forbade access (403)")
-    if status in (404, 410):
-        raise FetchError(f"the FHIR server has no such {'resource' if what == 'resource' else 'search'} ({status})")
-    if status == 429:
-        raise FetchError("the FHIR server is rate-limiting (429)")
-    if 300 <= status < 400:
-        raise FetchError(f"the FHIR server answered with a redirect ({status}), which is not followed")
-    if status >= 500:
-        raise FetchError(f"the FHIR server failed ({status})")
-    raise QueryRejected(f"the FHIR server rejected the query ({status})")
-
-
-def _transport_reason(error: requests.RequestException) -> str:
-    """One reason for every transport failure: refused, timed out, TLS or broken connections must read alike to the
-    caller (they would map the network behind us); the kind goes to the log, without the URL."""
-    if isinstance(error, requests.exceptions.SSLError):
-        kind = "tls"
-    elif isinstance(error, requests.exceptions.Timeout):
-        kind = "timeout"
-    elif isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        kind = "broken"
-    elif isinstance(error, requests.exceptions.ConnectionError):
-        kind = "connection"
-    else:
-        kind = "other"
-    log.info("FHIR request failed", extra={"kind": kind, "error": type(error).__name__})
-    return UNREACHABLE
