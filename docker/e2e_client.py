@@ -299,17 +299,17 @@ def shared(kind: str, public: str, directory: Path, admin: str, replica_a: str, 
             expect("another patient still gets R17 from cds-b", card_with(cards, "R17") is not None)
     else:
         before = analytics(proxy)
-        for base in (replica_a, replica_b):  # a call and an override through each replica, other patients each
-            status, cards = call(base, f"counted-{run}-{base.rsplit('/', 1)[-1]}")
-            r01 = card_with(cards, "R01")
-            expect(f"{base} issues an R01 card", status == 200 and r01 is not None, f"{status}")
-            if r01 is not None:
-                expect(f"R01 overridden through {base}", feedback(base, r01) == 200)
+        for n, base in enumerate((replica_a, replica_b)):  # a call and an override through each, a patient each
+            status, cards = call(base, f"counted-{run}-{n}")
+            r17 = card_with(cards, "R17")
+            expect(f"{base} issues an R17 card", status == 200 and r17 is not None, f"{status}")
+            if r17 is not None:
+                expect(f"R17 overridden through {base}", feedback(base, r17) == 200)
         seen = [analytics(base) for base in (replica_a, replica_b, proxy)]
         expect("analytics agree through cds-a, cds-b and the proxy", seen[0] == seen[1] == seen[2], f"{seen}")
-        grew = {name: seen[0].get("R01", {}).get(name, 0) - before.get("R01", {}).get(name, 0)
+        grew = {name: seen[0].get("R17", {}).get(name, 0) - before.get("R17", {}).get(name, 0)
                 for name in ("issued", "overridden")}
-        expect("analytics count the calls and feedback of both replicas (R01 issued +2, overridden +2)",
+        expect("analytics count the calls and feedback of both replicas (R17 issued +2, overridden +2)",
                grew == {"issued": 2, "overridden": 2}, f"{grew}")
     if failures:
         print(f"shared: {len(failures)} check(s) failed: {'; '.join(failures)}")
