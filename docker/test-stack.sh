@@ -7,7 +7,7 @@
 #     (`config --quiet`);
 #  2. build: the proxy and PostgreSQL images with a plain `docker build` (no BuildKit), on the same base;
 #  3. up: the stack as the file defines it, plus a test override (the proxy's HTTPS port with a self-signed
-#     certificate, one replica's own port for the slow-client control), on free ports of 127.0.0.1; all healthy;
+#     certificate, one replica's own port for the direct slow-client check), on free ports of 127.0.0.1; all healthy;
 #  4. checks: both replicas answer on their network; the migrations run against the stack's PostgreSQL from a replica
 #     with its CDS_DATABASE_URL; through the proxy: health, 401 without a token, signed discovery and patient-view
 #     calls, both replicas serving; docker/proxy_checks.py (slow clients, 413, HTTPS); one replica stopped: calls
@@ -89,7 +89,7 @@ PYTHON_IMAGE=$BASE_REF
 EOF
     chmod 0600 "$STACK_DIR/env"
     # What the test adds to the file as shipped: HTTPS with its own certificate, and cds-a's own port for the
-    # control of the slow-client check (in production no replica publishes a port).
+    # direct slow-client check (in production no replica publishes a port).
     cat >"$STACK_DIR/override.yml" <<EOF
 version: "2.4"
 services:
