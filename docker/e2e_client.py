@@ -10,6 +10,13 @@ docker:
     python e2e_client.py plan URL DIR N      DIR/plan.json: N signed tokens each for discovery and for the
                                              patient-view service at URL, and the patient-view request, for callers
                                              that cannot sign (docker/proxy_checks.py runs on the host's bare Python)
+    python e2e_client.py shared KIND PUBLIC DIR ADMIN A B PROXY
+                                             the state the replicas share in PostgreSQL, each replica called at its
+                                             own URL (A, B) and through the proxy (PROXY), tokens for PUBLIC
+                                             (CDS_PUBLIC_URL). KIND replay: a token A accepted is refused by B and
+                                             the proxy; dismissal: an R17 overridden through A (A22) is held back by
+                                             B and the proxy; analytics (admin token ADMIN): the same through A, B
+                                             and the proxy, counting a call and an override sent through each
     python e2e_client.py tls-cert DIR        a self-signed certificate for 127.0.0.1 and localhost: DIR/tls.crt and
                                              DIR/tls.key (for the proxy's HTTPS server in the Compose stack test)
 
@@ -223,6 +230,94 @@ def check(base_url: str, directory: Path) -> int:
     return 0
 
 
+def renal_patient_view(patient: str) -> dict:
+    """Calcinosis and an eGFR of 45: R01, R17 and R20, the cards a clinician's override silences (A22)."""
+    request = patient_view_request()
+    request["context"]["patientId"] = patient
+    taken = (datetime.now(timezone.utc) - timedelta(days=20)).replace(microsecond=0).isoformat()
+    egfr = {
+        "resourceType": "Observation", "id": "egfr", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "98979-8", "display": "eGFR CKD-EPI 2021"}]},
+        "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": taken,
+        "valueQuantity": {"value": 45, "unit": "mL/min/{1.73_m2}", "system": "http://unitsofmeasure.org",
+                          "code": "mL/min/{1.73_m2}"},
+    }
+    prefetch = json.loads(json.dumps(request["prefetch"]).replace('"Patient/p1"', json.dumps(f"Patient/{patient}")))
+    prefetch["patient"]["id"] = patient
+    prefetch["observations"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": egfr}]}
+    request["prefetch"] = prefetch
+    return request
+
+
+def shared(kind: str, public: str, directory: Path, admin: str, replica_a: str, replica_b: str, proxy: str) -> int:
+    public, run = public.rstrip("/"), uuid.uuid4().hex[:8]
+    service_path = f"/cds-services/{SERVICE_ID}"
+    failures: list[str] = []
+
+    def expect(name: str, ok: bool, detail: str = "") -> None:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}{(': ' + detail) if detail and not ok else ''}")
+        if not ok:
+            failures.append(name)
+
+    def call(base: str, patient: str, bearer: str | None = None) -> tuple[int, list[dict]]:
+        body = {**renal_patient_view(patient), "hookInstance": str(uuid.uuid4())}
+        status, raw = http("POST", base.rstrip("/") + service_path, body,
+                           bearer=bearer or token(directory, public + service_path))
+        return status, (json.loads(raw).get("cards", []) if status == 200 else [])
+
+    def card_with(cards: list[dict], rule: str) -> dict | None:
+        return next((c for c in cards if rule in c["extension"]["calcinosis-cds"]["rules"]), None)
+
+    def feedback(base: str, card: dict) -> int:
+        entry = {"card": card["uuid"], "outcome": "overridden",
+                 "outcomeTimestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        path = f"{service_path}/feedback"
+        return http("POST", base.rstrip("/") + path, {"feedback": [entry]}, bearer=token(directory, public + path))[0]
+
+    def analytics(base: str) -> dict:
+        status, raw = http("GET", base.rstrip("/") + "/analytics/rules?weeks=2", bearer=admin)
+        return {r["rule"]: r["totals"] for r in json.loads(raw)["rules"]} if status == 200 else {"status": status}
+
+    if kind == "replay":
+        once = token(directory, public + service_path)
+        expect("a token is accepted by cds-a", call(replica_a, f"replay-{run}", once)[0] == 200)
+        expect("the same token is refused by cds-b (401)", call(replica_b, f"replay-{run}", once)[0] == 401)
+        expect("and through the proxy (401)", call(proxy, f"replay-{run}", once)[0] == 401)
+        expect("a fresh token is accepted by cds-b", call(replica_b, f"replay-{run}")[0] == 200)
+    elif kind == "dismissal":
+        patient = f"dismissed-{run}"
+        status, cards = call(replica_a, patient)
+        r17 = card_with(cards, "R17")
+        expect("cds-a issues an R17 card for the renal patient", status == 200 and r17 is not None, f"{status}")
+        if r17 is not None:
+            expect("R17 overridden through cds-a (feedback 200)", feedback(replica_a, r17) == 200)
+            status, cards = call(replica_b, patient)
+            expect("cds-b holds R17 back for that patient", status == 200 and card_with(cards, "R17") is None)
+            status, cards = call(proxy, patient)
+            expect("so does the proxy", status == 200 and card_with(cards, "R17") is None)
+            status, cards = call(replica_b, f"other-{run}")
+            expect("another patient still gets R17 from cds-b", card_with(cards, "R17") is not None)
+    else:
+        before = analytics(proxy)
+        for n, base in enumerate((replica_a, replica_b)):  # a call and an override through each, a patient each
+            status, cards = call(base, f"counted-{run}-{n}")
+            r17 = card_with(cards, "R17")
+            expect(f"{base} issues an R17 card", status == 200 and r17 is not None, f"{status}")
+            if r17 is not None:
+                expect(f"R17 overridden through {base}", feedback(base, r17) == 200)
+        seen = [analytics(base) for base in (replica_a, replica_b, proxy)]
+        expect("analytics agree through cds-a, cds-b and the proxy", seen[0] == seen[1] == seen[2], f"{seen}")
+        grew = {name: seen[0].get("R17", {}).get(name, 0) - before.get("R17", {}).get(name, 0)
+                for name in ("issued", "overridden")}
+        expect("analytics count the calls and feedback of both replicas (R17 issued +2, overridden +2)",
+               grew == {"issued": 2, "overridden": 2}, f"{grew}")
+    if failures:
+        print(f"shared: {len(failures)} check(s) failed: {'; '.join(failures)}")
+        return 1
+    print("shared: all checks passed")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "keygen":
         keygen(Path(argv[2]))
@@ -232,6 +327,8 @@ def main(argv: list[str]) -> int:
     if len(argv) == 5 and argv[1] == "plan":
         plan(argv[2], Path(argv[3]), int(argv[4]))
         return 0
+    if len(argv) == 9 and argv[1] == "shared" and argv[2] in ("replay", "dismissal", "analytics"):
+        return shared(argv[2], argv[3], Path(argv[4]), argv[5], argv[6], argv[7], argv[8])
     if len(argv) == 3 and argv[1] == "tls-cert":
         tls_certificate(Path(argv[2]))
         return 0

@@ -7,8 +7,8 @@ Runs on the host with Python's standard library only; the signed tokens come rea
     python3 proxy_checks.py --proxy URL --plan PLAN.json --max-body N [--client-timeout S]
                             [--direct URL --replica-threads T] [--tls URL --tls-ca CERT]
 
-1. control (--direct: one replica's own port, no proxy): slow clients, one byte at a time, stall the replica, so
-   that check 2 shows what the proxy adds, and not a replica that never stalls anyway;
+1. direct (--direct: one replica's own port, no proxy): slow clients, one byte at a time, do not stall the replica
+   either (its worker gathers request heads without a thread), while they are still connected;
 2. the same slow clients, more of them than all replicas have threads, through the proxy: other callers' signed
    discovery and patient-view calls still answer, fast, and the proxy cuts every slow client off within its
    header timeout (client_header_timeout, --client-timeout);
@@ -150,30 +150,22 @@ class SlowClients:
 
 
 def control_without_proxy(direct: str, threads: int, interval: float) -> None:
-    """Enough slow clients to hold every thread of a replica's workers, sent to the replica itself."""
-    count = threads * 4  # each worker accepts some of them; this many leaves no worker with a free thread
+    """Enough slow clients to hold every thread of a replica's workers, were a request's head read on a thread, sent
+    to the replica itself: its worker gathers heads without a thread (cds_service/gunicorn_hooks.py), so it keeps
+    answering. The proxy is the second line: check 2 shows it cuts such clients off at its own header timeout."""
+    count = threads * 4
     slow = SlowClients(direct, count, interval, duration=8.0)
     slow.start()
     try:
         time.sleep(2.0)
         status, body, seconds = call("GET", f"{direct}/healthz", timeout=3.0)
         expect(
-            f"control: {count} slow clients stall a replica reached without the proxy (GET /healthz unanswered in 3 s)",
-            status == 0,
-            f"it answered {status} in {seconds:.2f} s: this replica does not stall, so the next check cannot show "
-            "what the proxy adds",
+            f"direct: {count} slow clients do not stall a replica reached without the proxy (GET /healthz in 3 s)",
+            status == 200 and slow.still_open() > 0,
+            f"status {status} after {seconds:.2f} s, {slow.still_open()} slow clients still connected",
         )
     finally:
         slow.stop()
-    # The replica recovers once they are gone (their connections closed, its threads free again).
-    deadline = time.monotonic() + 10
-    status = 0
-    while time.monotonic() < deadline:
-        status, _, _ = call("GET", f"{direct}/healthz", timeout=2.0)
-        if status == 200:
-            break
-        time.sleep(0.5)
-    expect("control: the replica answers again once the slow clients are gone", status == 200, f"status {status}")
 
 
 def slow_clients_through_proxy(proxy: str, plan: dict, count: int, interval: float, client_timeout: float) -> None:
@@ -288,7 +280,7 @@ def main() -> int:
     parser.add_argument("--client-timeout", type=float, default=10.0, help="the proxy's client_header_timeout")
     parser.add_argument("--slow-clients", type=int, default=48, help="slow clients sent through the proxy")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between two bytes of a slow client")
-    parser.add_argument("--direct", help="one replica's own URL, for the control without the proxy")
+    parser.add_argument("--direct", help="one replica's own URL, for the check without the proxy")
     parser.add_argument("--replica-threads", type=int, default=8, help="GUNICORN_WORKERS x GUNICORN_THREADS")
     parser.add_argument("--tls", help="the proxy's HTTPS URL")
     parser.add_argument("--tls-ca", help="the certificate to trust for --tls")

@@ -7,15 +7,15 @@
 #     (`config --quiet`);
 #  2. build: the proxy and PostgreSQL images with a plain `docker build` (no BuildKit), on the same base;
 #  3. up: the stack as the file defines it, plus a test override (the proxy's HTTPS port with a self-signed
-#     certificate, one replica's own port for the slow-client control), on free ports of 127.0.0.1; all healthy;
+#     certificate, one replica's own port for the direct slow-client check), on free ports of 127.0.0.1; all healthy;
 #  4. checks: both replicas answer on their network; the migrations run against the stack's PostgreSQL from a replica
 #     with its CDS_DATABASE_URL; through the proxy: health, 401 without a token, signed discovery and patient-view
 #     calls, both replicas serving; docker/proxy_checks.py (slow clients, 413, HTTPS); one replica stopped: calls
 #     still answered; restarted: served again;
 #  5. down: every container stops with exit code 0; containers, networks and the volume are removed.
 #
-# The three shared-state checks (a token replayed to the other replica, a dismissal seen by the other, analytics
-# counting both) need the service to keep its state in CDS_DATABASE_URL: their places are below, marked, not run.
+#     shared state (PostgreSQL): a token replayed to the other replica is refused, a dismissal recorded through one
+#     hides the card on the other, analytics through either count both.
 
 STACK_FILE=$ROOT/deploy/compose/docker-compose.yml
 STACK_PROJECT=calcinosis-e2e-$(printf '%s' "$RUN_ID" | tr -cd 'a-z0-9')
@@ -89,7 +89,7 @@ PYTHON_IMAGE=$BASE_REF
 EOF
     chmod 0600 "$STACK_DIR/env"
     # What the test adds to the file as shipped: HTTPS with its own certificate, and cds-a's own port for the
-    # control of the slow-client check (in production no replica publishes a port).
+    # direct slow-client check (in production no replica publishes a port).
     cat >"$STACK_DIR/override.yml" <<EOF
 version: "2.4"
 services:
@@ -243,27 +243,32 @@ for _ in range(4):
     log "cds-b ($address) serves calls through the proxy again after $((SECONDS - started))s"
 }
 
-# --- shared state across replicas: PLACES FOR CHECKS NOT YET WRITTEN ------------------------------------------------
-# The replicas share cards, feedback and dismissals in CDS_DATABASE_URL (docs/operations.md), so the last two checks
-# can be written; the first waits for the JWT replay store in the database (storage/replay.py is not wired to the
-# authenticator). Once written they are called from step_stack_checks below. Each talks to one replica directly
-# with client_on_edge (cds-a and cds-b by name) as well as through the proxy.
+# --- shared state across replicas ----------------------------------------------------------------------------------
+# The replicas keep every state a second one needs in CDS_DATABASE_URL (PostgreSQL): the JWT replay store, cards,
+# feedback and dismissals (docs/deployment.md). Each check calls cds-a and cds-b by name on the stack network and the
+# proxy (client_on_edge); the tokens are for CDS_PUBLIC_URL, as an EHR's are.
+shared_check() {  # KIND WHAT
+    local admin
+    admin=$(sed -n 's/^CDS_ADMIN_TOKEN=//p' "$STACK_DIR/env")
+    log "shared state: $2"
+    client_on_edge /opt/e2e_client.py shared "$1" "$PROXY_URL" /e2e "$admin" http://cds-a:8080 http://cds-b:8080 \
+        http://proxy:8080 || die "shared state across replicas: $2 (see FAIL lines above)"
+}
 
-# A token accepted by cds-a is refused (401) by cds-b within its lifetime: the replay store is in PostgreSQL.
+# A token accepted by cds-a is refused (401) by cds-b and through the proxy: the replay store is in PostgreSQL.
 check_replay_refused_by_other_replica() {
-    log "NOT YET WRITTEN (needs the replay store in the database): a token replayed to the other replica is refused"
+    shared_check replay "a token accepted by cds-a is refused by cds-b and through the proxy"
 }
 
-# A card overridden with a reason through cds-a (decision A22: R01, R17 or R20) is hidden for that patient when
-# cds-b evaluates the same record.
+# A card overridden through cds-a (decision A22: R17 here) is held back for that patient by cds-b and the proxy.
 check_dismissal_seen_by_other_replica() {
-    log "NOT YET WRITTEN: a dismissal recorded through one replica hides the card on the other"
+    shared_check dismissal "a dismissal recorded through cds-a hides the card on cds-b and through the proxy"
 }
 
-# GET /analytics/rules (CDS_ADMIN_TOKEN of the stack's env file) through either replica counts the cards issued and
-# the feedback sent through both.
+# GET /analytics/rules (CDS_ADMIN_TOKEN of the stack's env file) through cds-a, cds-b and the proxy: the same figures,
+# counting the calls and the feedback sent through both.
 check_analytics_count_both_replicas() {
-    log "NOT YET WRITTEN: analytics read through either replica count both"
+    shared_check analytics "analytics read through either replica or the proxy count the calls and feedback of both"
 }
 
 step_stack_checks() {

@@ -161,6 +161,16 @@ def test_an_oversized_chunked_body_is_a_413_not_invalid_json(server):
     assert b"larger than" in answer
 
 
+def test_a_body_of_exactly_the_limit_is_answered_and_one_byte_more_is_a_413(server):
+    body = json.dumps(minimal_request()).encode()
+    body += b" " * (1024 * 1024 - len(body))
+    head = f"POST {SERVICE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    answer = raw_exchange(server, f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert status_of(answer) == 200, answer[:300]
+    answer = raw_exchange(server, f"{head}Content-Length: {len(body) + 1}\r\n\r\n".encode() + body + b" ")
+    assert status_of(answer) == 413, answer[:300]
+
+
 def test_a_chunked_body_within_the_limit_is_read_whole(server):
     body = json.dumps(minimal_request()).encode()
     half = len(body) // 2

@@ -67,11 +67,15 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    if authenticator is None:
-        authenticator = Authenticator.from_settings(settings)
+    operations = Operations.start(settings, clock)  # the database, migrated; the per-site settings
+    if authenticator is None:  # on PostgreSQL its replay store is the database every replica shares
+        try:
+            authenticator = Authenticator.from_settings(settings, operations.store)
+        except BaseException:  # a bad trust file: the app is not made, so nothing else would close the database
+            operations.store.close()
+            raise
     if fetcher is None:  # absent prefetch keys are fetched from the request's fhirServer (docs/fetching.md)
         fetcher = FhirClient.from_settings(settings)
-    operations = Operations.start(settings, clock)  # the database, migrated; the per-site settings
     app.extensions[EXTENSION] = ServiceState(settings, clock, metrics.MeteredFetcher(fetcher), authenticator, operations)
     install_cors(app, settings)
     app.register_blueprint(hooks)

@@ -65,7 +65,10 @@ def read_json_body() -> Any:
         raw = request.stream.read(limit + 1)
         # A chunked body has no length: werkzeug's stream ends at MAX_CONTENT_LENGTH, and only a further read says
         # whether the client sent more (413, however the body is framed).
-        if len(raw) > limit or (len(raw) == limit and request.stream.read(1)):
+        # With a Content-Length (at most the limit, checked above) the server ends the body there; reading on would
+        # only hit werkzeug's MAX_CONTENT_LENGTH guard under gunicorn (wsgi.input_terminated) and refuse a body of
+        # exactly the limit.
+        if len(raw) > limit or (len(raw) == limit and request.content_length is None and request.stream.read(1)):
             raise too_large
     except RequestEntityTooLarge:
         raise too_large from None

@@ -19,8 +19,9 @@ token):
 
 The key caches are shared by the threads of one process. The replay store (ReplayStore: remember(issuer, jti,
 expires_at, now)) is shared by every thread and every worker process forked from the process that built the app
-(gunicorn's preload_app), through a SQLite file in a private temporary directory; replicas on other hosts each have
-their own. It is bounded per issuer, so one issuer's traffic can never refuse another's tokens.
+(gunicorn's preload_app), through a SQLite file in a private temporary directory, when the service's database is
+SQLite (one host). When CDS_DATABASE_URL is PostgreSQL it is that database (DatabaseReplayStore), so a token accepted
+by one replica is a replay to every other. It is bounded per issuer, so one issuer's traffic can never refuse another's tokens.
 
 Each trusted issuer also lists the FHIR servers its callers may have fetched from (`fhir_servers`, see
 service_call.fetch_access).
@@ -28,6 +29,7 @@ service_call.fetch_access).
 
 from .authenticator import Authenticator, audience_for
 from .key_sets import RemoteKeySets
+from .database_replay import DatabaseReplayStore
 from .replay import ReplayCache, ReplayStore, SharedReplayCache, default_replay_cache
 from .trust import (
     DEFAULT_ALGORITHMS,
@@ -45,7 +47,7 @@ from .trust import (
 )
 
 __all__ = [
-    "Authenticator", "audience_for", "RemoteKeySets", "ReplayCache", "ReplayStore", "SharedReplayCache",
+    "Authenticator", "DatabaseReplayStore", "audience_for", "RemoteKeySets", "ReplayCache", "ReplayStore", "SharedReplayCache",
     "default_replay_cache", "DEFAULT_ALGORITHMS", "OPTIONAL_ALGORITHMS", "MAX_JWKS_BYTES", "MAX_TOKEN_CHARS",
     "MAX_TOKEN_LIFETIME_SECONDS", "MIN_REFETCH_SECONDS", "REPLAY_ENTRIES_PER_ISSUER", "Issuer", "load_issuers",
     "parse_jwk_set", "verification_key",

@@ -23,6 +23,8 @@ from cds_service.record.fhir_values import finite_number
 from ..settings import Settings, SettingsError
 
 from .key_sets import RemoteKeySets
+from ..storage import Store
+from .database_replay import DatabaseReplayStore
 from .replay import ReplayCache, ReplayStore, default_replay_cache
 from .trust import (
     DEFAULT_ALGORITHMS,
@@ -60,6 +62,15 @@ _CLAIM_ERRORS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+def _replay_store(settings: Settings, store: Store | None) -> ReplayStore:
+    bound = settings.replay_max_per_issuer
+    if settings.auth == "off":
+        return ReplayCache(bound)
+    if store is not None and store.engine.dialect.name == "postgresql":
+        return DatabaseReplayStore(store, bound)
+    return default_replay_cache(bound)
+
+
 class Authenticator:
     def __init__(
         self,
@@ -81,9 +92,10 @@ class Authenticator:
         self.wall_clock = wall_clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Authenticator":
+    def from_settings(cls, settings: Settings, store: Store | None = None) -> "Authenticator":
         """The authenticator for these settings; SettingsError (the app refuses to start) for a bad trust file or an
-        algorithm that is not allowed."""
+        algorithm that is not allowed. With a PostgreSQL `store` the replay store is its database (one for every
+        replica); otherwise it is this host's (SQLite stays single-host)."""
         unknown = [a for a in settings.extra_jwt_algorithms if a not in OPTIONAL_ALGORITHMS]
         if unknown:
             raise SettingsError(
@@ -104,8 +116,7 @@ class Authenticator:
             remote=RemoteKeySets(
                 timeout=settings.jwks_fetch_timeout_seconds, cache_seconds=settings.jwks_cache_seconds
             ),
-            replay=(default_replay_cache(settings.replay_max_per_issuer) if settings.auth != "off"
-                    else ReplayCache(settings.replay_max_per_issuer)),
+            replay=_replay_store(settings, store),
         )
 
     def authenticate(self, request, settings: Settings) -> dict | None:
