@@ -80,7 +80,8 @@ def test_a_token_pool_that_runs_out_shows_as_errors_and_the_benchmark_runs_again
         # The benchmark's own runs: a pool sized for a pace far below the real one runs out, and the run is made
         # again with a pool sized from the pace it saw.
         bench.rates[("small", 1)] = 0.001
-        again = bench.load("small", service, body, connections=1, seconds=1)
+        # Four seconds: the smallest pool (51 tokens) must run out even on a busy machine (13 calls a second).
+        again = bench.load("small", service, body, connections=1, seconds=4)
     assert result.requests > 3 and result.wrapped == result.sent - 3
     # The three tokens passed; every call that completed after them carried a replayed token and was refused.
     assert result.errors == result.error_detail["status"] == result.requests - 3
