@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import report
 from .data import DENSE_OBSERVATIONS, LARGE_OBSERVATIONS, ROOT, SIZES, benchmark_patients
-from .loadgen import LoadGeneratorMissing, ensure_wrk, wrk_version
+from .loadgen import LoadGeneratorMissing, find_wrk, wrk_version
 from .measure import Bench, measure_fetch, measure_size
 from .servers import SERVICE_APP, gunicorn_command, image_environment
 from .tokens import Issuer
@@ -101,7 +101,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fetch-pages", default="1,3",
                         help="comma-separated: the fetch path with the Observations in this many pages (default 1,3)")
     parser.add_argument("--no-fetch", action="store_true", help="skip the fetch path")
-    parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<time>)")
     args = parser.parse_args(argv)
     env = image_environment()
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "bench" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     try:
-        wrk = ensure_wrk(install=not args.no_install)
+        wrk = find_wrk()
     except LoadGeneratorMissing as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2

@@ -2,8 +2,7 @@
 the next token of its thread's pool (bench/tokens.py) in its Authorization header, and prints the latency
 percentiles, throughput and error counts as one JSON line.
 
-ensure_wrk() finds wrk, or installs it with apt-get when running as root (CI and the project's machines are Debian,
-as root, with the package registry reachable); otherwise it says how to install it.
+find_wrk() finds wrk, or says how to install it; nothing here installs anything.
 """
 
 from __future__ import annotations
@@ -78,32 +77,13 @@ class LoadGeneratorMissing(RuntimeError):
     pass
 
 
-def ensure_wrk(install: bool = True, timeout: float = 300.0) -> str:
-    """Path of wrk; installs the Debian package when missing and allowed (root, apt-get present)."""
+def find_wrk() -> str:
+    """Path of wrk, or LoadGeneratorMissing saying how to install it: the benchmark installs nothing itself."""
     found = shutil.which("wrk")
     if found:
         return found
-    hint = "install it with `sudo apt-get install wrk` (Debian/Ubuntu) or your platform's package manager"
-    if not install:
-        raise LoadGeneratorMissing(f"wrk is not installed; {hint}")
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise LoadGeneratorMissing(f"wrk is not installed and cannot be installed here (needs root and apt-get); {hint}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
-    try:
-        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-        if first.returncode != 0:  # the package lists are missing or stale on a fresh machine
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=timeout, check=True)
-            subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=True)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        detail = getattr(error, "stderr", "") or ""
-        if isinstance(detail, bytes):
-            detail = detail.decode(errors="replace")
-        raise LoadGeneratorMissing(f"installing wrk with apt-get failed ({error}); {hint}\n{detail[-500:]}") from None
-    found = shutil.which("wrk")
-    if not found:
-        raise LoadGeneratorMissing(f"apt-get reported success but wrk is not on PATH; {hint}")
-    return found
+    raise LoadGeneratorMissing("wrk is not installed; install it with `sudo apt-get install wrk` (Debian/Ubuntu; CI: "
+                               ".ci/install-system-packages) or your platform's package manager")
 
 
 def wrk_version(wrk: str) -> str:

@@ -44,25 +44,9 @@ quietly() {
     "$@" >>"$out" 2>&1
 }
 
-# apt-get update, once per run (apt-get install needs fresh lists on a new machine).
-APT_UPDATED=${APT_UPDATED:-0}
-apt_install() {
-    [ "$(id -u)" = 0 ] || die "installing $* needs root (apt-get); install it yourself or run as root"
-    export DEBIAN_FRONTEND=noninteractive
-    local apt_log
-    apt_log=$(mktemp /tmp/calcinosis-apt.XXXXXX)
-    # Wait for a dpkg lock another apt holds rather than fail at once.
-    if [ "$APT_UPDATED" = 0 ]; then
-        if ! retry 3 "apt-get update" quietly "$apt_log" timeout 600 apt-get -o DPkg::Lock::Timeout=300 update -qq; then
-            show_tail "$apt_log"; rm -f "$apt_log"
-            die "apt-get update failed for good: is the Debian mirror reachable? (last lines above)"
-        fi
-        APT_UPDATED=1
-    fi
-    if ! retry 3 "apt-get install $*" quietly "$apt_log" timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends "$@"; then
-        show_tail "$apt_log"; rm -f "$apt_log"
-        die "apt-get install $* failed for good: is the Debian mirror reachable? (last lines above)"
-    fi
-    rm -f "$apt_log"
+# skip REASON: a part this test needs is not on the machine. The test installs nothing itself (.ci/run installs what CI
+# needs: .ci/install-system-packages); it says what is missing and exits 0 without claiming to have passed.
+skip() {
+    printf '[docker-test +%3ds] SKIPPED: %s\n' "$((SECONDS - DOCKER_TEST_STARTED))" "$*"
+    exit 0
 }

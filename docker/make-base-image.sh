@@ -20,7 +20,7 @@ suite=bookworm
 packages=python3,python3-venv,python-is-python3
 
 [ "$(id -u)" = 0 ] || die "make-base-image.sh needs root (debootstrap)"
-command -v debootstrap >/dev/null || apt_install debootstrap
+command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
 
 own_work=0
 if [ -z "${BASE_WORK_DIR:-}" ]; then

@@ -58,9 +58,7 @@ step_stack_compose() {
     if docker_ compose version >/dev/null 2>&1; then tools+=("$DOCKER compose"); fi
     if command -v docker-compose >/dev/null 2>&1; then tools+=("docker-compose"); fi
     if [ ${#tools[@]} = 0 ]; then
-        log "no Compose (neither \`docker compose\` nor docker-compose): installing Debian's docker-compose (v1)"
-        apt_install docker-compose
-        tools+=("docker-compose")
+        skip "the image passed; the Compose stack needs Compose (\`docker compose\` or Debian's docker-compose), which is missing (CI: .ci/install-system-packages)"
     fi
     # shellcheck disable=SC2206
     COMPOSE=(${tools[0]})

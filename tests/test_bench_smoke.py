@@ -1,8 +1,8 @@
 """The benchmark (`make bench`) must not rot: run it at a tiny size and check that it prints a table without errors.
 
 It starts real gunicorn servers (service, baseline, and the service again against a fake FHIR server) on 127.0.0.1,
-so it is marked slow; it needs wrk, and skips with the reason when wrk is missing. Tests never install anything:
-CI installs wrk (.ci/run), and `--no-install` keeps the benchmark itself from trying.
+so it is marked slow; it needs wrk, and skips with the reason when wrk is missing. Neither the tests nor the
+benchmark install anything: CI installs wrk (.ci/install-system-packages).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from tests.conftest import ROOT
 
 @pytest.mark.slow
 def test_bench_smoke_run_measures_every_part_without_errors(tmp_path):
-    from bench.loadgen import LoadGeneratorMissing, ensure_wrk
+    from bench.loadgen import LoadGeneratorMissing, find_wrk
 
     try:
-        ensure_wrk(install=False)
+        find_wrk()
     except LoadGeneratorMissing as error:
         pytest.skip(f"the benchmark needs wrk: {error}")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--no-install", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -59,11 +59,11 @@ def test_bench_smoke_run_measures_every_part_without_errors(tmp_path):
 def test_a_token_pool_that_runs_out_shows_as_errors_and_the_benchmark_runs_again(tmp_path):
     """The service refuses a replayed token: a pool sized too small cannot pass unnoticed."""
     from bench.data import benchmark_patients
-    from bench.loadgen import LoadGeneratorMissing, ensure_wrk, run_wrk
+    from bench.loadgen import LoadGeneratorMissing, find_wrk, run_wrk
     from bench.measure import AUTH, SERVICE_PATH, Bench
 
     try:
-        wrk = ensure_wrk(install=False)
+        wrk = find_wrk()
     except LoadGeneratorMissing as error:
         pytest.skip(f"the benchmark needs wrk: {error}")
     from bench.tokens import Issuer
