@@ -401,6 +401,10 @@ def test_pregnancy():
     negative = {**status, "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "60001007"}]}}
     assert not pregnant(facts_of(negative, birth_date=born(30)))
     assert pregnant(facts_of(negative, condition("preg", "Z33.1"), birth_date=born(30)))  # never cancels a Condition
+    # Dated as every Observation is: an answer recorded with an effectivePeriod (and no issued) still counts.
+    by_period = {key: value for key, value in status.items() if key != "effectiveDateTime"}
+    by_period["effectivePeriod"] = {"start": when(5)}
+    assert pregnant(facts_of(by_period, birth_date=born(30)))
 
 
 # ---------- history (A8) ----------

@@ -138,6 +138,9 @@ def test_a_lone_surrogate_in_feedback_logs_no_traceback(capsys):
     (lambda e: e.update(overrideReason={"reason": {"code": "a\nb", "system": "urn:x"}}), "reason.code"),
     (lambda e: e.update(overrideReason={"reason": {"code": "c", "system": "urn:" + "x" * 300}}), "reason.system"),
     (lambda e: e.update(overrideReason={"userComment": "x" * 5000}), "userComment"),
+    (lambda e: e.update(overrideReason={"reason": {"code": "c", "system": "urn:x", "display": "d" * 501}}), "display"),
+    (lambda e: e.update(overrideReason={"reason": {"code": "c", "system": "urn:x", "display": 7}}), "display"),
+    (lambda e: e.update(overrideReason={"reason": {"code": "c", "system": "urn:x", "display": "a\udc80"}}), "display"),
 ])
 def test_feedback_codes_and_ids_past_their_limits_are_a_400(client, change, where):
     entry = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00Z"}

@@ -169,7 +169,9 @@ def test_analytics_need_the_admin_token_and_are_off_without_one(db_url, apps):
         assert client.get(path, headers={"Authorization": "Bearer wrong-token-of-enough-length"}).status_code == 401
         assert client.get(path, headers={"Authorization": f"Basic {ADMIN}"}).status_code == 401
         assert client.get(path, headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
-    assert client.get("/analytics/rules?weeks=0", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 400
+    for weeks in ("0", "\u00b2", "1" * 5000, "-1"):  # "²" is a digit to str.isdigit, not to int
+        assert client.get(f"/analytics/rules?weeks={weeks}",
+                          headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 400, weeks
     off = apps(db_url, Clock(), admin_token=None)
     assert off.get("/analytics/rules", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 404
     assert off.get("/analytics").status_code == 404

@@ -220,6 +220,14 @@ def test_tenant_in_the_allowlist_is_accepted(client, keys):
     assert client.get("/cds-services", headers=bearer(token)).status_code == 200
 
 
+def test_a_tenant_claim_that_is_no_tenant_id_is_refused(client, keys, log):
+    # Kept with the call's cards and feedback (200 characters there): a longer or empty one is refused, not cut.
+    for tenant in ("t" * 201, "", 42):
+        token = mint(keys["ec"], claims(tenant=tenant))
+        assert_rejected(client.get("/cds-services", headers=bearer(token)), log, "tenant is not a string")
+    assert client.get("/cds-services", headers=bearer(mint(keys["ec"], claims(tenant="t" * 200)))).status_code == 200
+
+
 def test_extra_algorithm_is_accepted_only_when_configured(issuers_file, keys, log):
     token = lambda: mint(keys["ec256"], claims(), kid="ec256-1", alg="ES256")  # noqa: E731
     assert_rejected(make(issuers_file, log).test_client().get("/cds-services", headers=bearer(token())), log, "alg not allowed")

@@ -100,7 +100,9 @@ def minocycline(facts, ctx):
                                       key="minocycline"))
     return Recommendation(
         indicator="info",
-        summary="Calcinosis with limited SSc: minocycline 50-100 mg/day reduced ulceration/inflammation in 8 of 9 patients.",
+        summary=("Calcinosis with limited SSc: minocycline 50-100 mg/day reduced ulceration/inflammation in 8 of 9 patients."
+                 if limited else
+                 "Calcinosis with SSc: minocycline 50-100 mg/day helped 8 of 9 patients with limited SSc (series)."),
         detail=detail,
         evidence=evidence,
         suggestions=suggestions,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from .codes import loinc_codes, system_key
 from .conditions import EXCLUDED_VERIFICATION, ConditionFact, condition_evidence, read_condition, status_code
 from .fhir_values import code_in, codeable_concepts, concept_text, parse_date, parse_datetime, prohibits, resource_label
-from .labs import LabPanel, LabResult, build_panel
+from .labs import LabPanel, LabResult, build_panel, observation_effective
 from .medications import MedicationFact, read_medications
 from .procedures import ProcedureFact, procedure_performed
 from .selection import SelectedResources
@@ -318,7 +318,9 @@ class PatientFacts:
                 continue
             if not set(loinc_codes(observation)) & codes:
                 continue
-            when = parse_datetime(observation.get("effectiveDateTime")) or parse_datetime(observation.get("issued"))
+            # Dated as every Observation is read (dateTime, period start, instant, else issued): a "pregnant" answer
+            # recorded with an effectivePeriod must not be missed.
+            when = observation_effective(observation)
             if when is None or not (since <= when <= self.now + timedelta(hours=1)):
                 continue
             if latest is None or when > latest[0]:

@@ -85,7 +85,8 @@ def _rate(accepted: int, issued: int) -> float | None:
 
 def _weeks_parameter() -> int:
     raw = request.args.get("weeks", str(DEFAULT_WEEKS))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WEEKS:
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few of them.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_WEEKS:
         raise BadRequest(f"weeks must be a whole number from 1 to {MAX_WEEKS}")
     return int(raw)
 

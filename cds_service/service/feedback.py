@@ -22,6 +22,7 @@ MAX_SUGGESTIONS = 50
 MAX_CODE_CHARS = 64
 MAX_SYSTEM_CHARS = 256
 MAX_COMMENT_CHARS = 4000
+MAX_DISPLAY_CHARS = 500  # an override reason's display (stored for the analytics)
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _CODE = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR's code type
 _URI = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
@@ -94,6 +95,11 @@ def validate_feedback(body: Any) -> list[dict]:
             if coding is not None and not (len(coding["system"]) <= MAX_SYSTEM_CHARS and _URI.match(coding["system"])):
                 raise BadRequest(f"{where}.overrideReason.reason.system must be a URI of at most {MAX_SYSTEM_CHARS} "
                                  "characters")
+            display = coding.get("display") if coding is not None else None
+            if display is not None and not (isinstance(display, str) and len(display) <= MAX_DISPLAY_CHARS
+                                            and _text(display)):
+                raise BadRequest(f"{where}.overrideReason.reason.display must be a string of at most "
+                                 f"{MAX_DISPLAY_CHARS} characters, without lone surrogates")
             comment = reason.get("userComment")
             if comment is not None and not (isinstance(comment, str) and len(comment) <= MAX_COMMENT_CHARS
                                             and _text(comment)):

@@ -12,7 +12,6 @@ so their number stays small.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -75,10 +74,6 @@ def prepare_multiprocess_dir(path: str | Path) -> None:
             child.unlink()
     else:
         path.mkdir(mode=0o700, parents=True)
-
-
-def remove_multiprocess_dir(path: str | Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def mark_process_dead(pid: int) -> None:

@@ -76,7 +76,8 @@ class Recorder:
                 if any(d.hides(finding) for d in active):
                     verdicts[candidate] = DISMISSED
         if hook == "order-sign":
-            keyed = {ShownKey(c.draft_key, c.rule_id, c.finding.key): c
+            # The draft's key as stored: keyed with the secret (product, dose and route are few and guessable).
+            keyed = {ShownKey(self.keys.card(c.draft_key), c.rule_id, c.finding.key): c
                      for c in candidates if c.draft_key and c not in verdicts}
             shown = self.store.shown_at_order_select(patient, keyed, since=now - REPEAT_WINDOW)
             for key, indicator in shown.items():
@@ -122,7 +123,7 @@ class Recorder:
             issuer=issuer,
             tenant=tenant,
             silent=held_back is not None,
-            draft_order_key=keys.draft_key,
+            draft_order_key=self.keys.card(keys.draft_key) if keys.draft_key else None,
             suggestion_uuids=tuple(s.uuid for s in card.suggestions),
             held_back=held_back,
         )

@@ -127,9 +127,10 @@ def handle(
 
     response: dict[str, Any] = {"cards": [card.to_json() for card in evaluation.cards]}
     report: dict[str, Any] = {}
-    if record.problems():
+    problems = record.problems()
+    if problems:
         # Missing optional keys, and required keys obtained only in part (a page cap, a failed later page).
-        report["missingData"] = record.problems()
+        report["missingData"] = problems
     skipped = selected.skipped + facts.invalid_resources()  # Conditions and labs are validated when read
     if skipped:
         report["skippedResources"] = skipped

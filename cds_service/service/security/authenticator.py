@@ -38,6 +38,7 @@ from .trust import (
     verification_key,
 )
 
+MAX_TENANT_CHARS = 200  # the tenant column of the card and feedback records
 log = logging.getLogger("cds_service.security")
 
 # --- the authenticator -------------------------------------------------------------------------------------------
@@ -197,6 +198,9 @@ class Authenticator:
         if not isinstance(jti, str) or not jti:
             raise _Rejected("jti is not a non-empty string", issuer=iss)
         tenant = claims.get("tenant")
+        # Kept with the cards and feedback of the call (at most 200 characters there): a longer one is no tenant id.
+        if tenant is not None and not (isinstance(tenant, str) and 0 < len(tenant) <= MAX_TENANT_CHARS):
+            raise _Rejected("tenant is not a string of 1 to 200 characters", issuer=iss)
         if issuer.tenants is not None and (not isinstance(tenant, str) or tenant not in issuer.tenants):
             raise _Rejected("tenant not allowed", issuer=iss, tenant=tenant)
         if not self.replay.remember(iss, jti, float(exp) + self.leeway, now):
