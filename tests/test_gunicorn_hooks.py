@@ -45,3 +45,13 @@ def test_calcinosis_cds_serve_sets_the_hook(monkeypatch, tmp_path):
     assert cli.serve_command(Namespace(host="127.0.0.1", port=0, workers=1, threads=1)) == 0
     assert seen["pre_fork"] is pre_fork
     assert seen["child_exit"] is child_exit  # a dead worker's metrics files are marked (multiprocess mode)
+
+
+def test_start_up_sets_the_collector_thresholds_for_large_bodies():
+    """A request body parses into many containers without cycles: the collector must not walk them every 700
+    allocations (docs/performance.md). Set at start-up, so that gunicorn's preloaded workers inherit it."""
+    from cds_service.service.warm_up import COLLECTOR_THRESHOLDS, warm_up
+
+    warm_up()
+    assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+    assert COLLECTOR_THRESHOLDS[0] >= 50_000 and gc.isenabled()  # cycles are still collected

@@ -153,8 +153,9 @@ class Authenticator:
         if len(token) > MAX_TOKEN_CHARS:
             raise _Rejected("token too long")
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            # Header and claims in one unverified read (each read checks and decodes the whole token again).
+            unverified_token = jwt.decode_complete(token, options={"verify_signature": False})
+            header, unverified = unverified_token["header"], unverified_token["payload"]
         except (PyJWTError, ValueError, TypeError):
             raise _Rejected("token is not a well-formed JWT") from None
         alg, kid, typ, jku = header.get("alg"), header.get("kid"), header.get("typ"), header.get("jku")

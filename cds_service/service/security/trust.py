@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -119,9 +120,16 @@ def verification_key(jwk: dict, alg: str) -> jwt.PyJWK:
     elif jwk.get("kty") != "RSA":
         raise _Rejected("key type does not match the token's alg")
     try:
-        return jwt.PyJWK(jwk, algorithm=alg)
+        return _key_object(alg, json.dumps(jwk, sort_keys=True))
     except (PyJWTError, ValueError, TypeError, KeyError):
         raise _Rejected("key unusable") from None
+
+
+@lru_cache(maxsize=256)
+def _key_object(alg: str, jwk_json: str) -> jwt.PyJWK:
+    """The key object of a JWK, built once per distinct key content (building it from the JWK on every call cost
+    about 25 us of the token check): a rotated key has other content, so it gets its own."""
+    return jwt.PyJWK(json.loads(jwk_json), algorithm=alg)
 
 
 
