@@ -48,7 +48,8 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     marks.append(clock())
     window = knowledge().procedure_window_days  # as cds_service.service.service_call.handle selects
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now,
-                                             procedures_since=now - timedelta(days=window) if window else None)
+                                             procedures_since=now - timedelta(days=window) if window else None,
+                                             observation_codes=record.observation_codes)
     marks.append(clock())
     facts = build_facts(selected, patient_id=request.patient_id, now=now, terms=terms)
     evaluation = evaluate(facts, Context(hook=request.hook, hook_context=request.context), knowledge())
