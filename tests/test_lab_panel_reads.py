@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cards import terminology
-from cds_service.record import labs
+from cds_service.record import labs, selection
 from cds_service.record.codes import has_loinc_code, read_codes
 from cds_service.record.labs import build_panel, lab_reads, observation_effective, read_observation
 from cds_service.record.selection import select_and_validate
@@ -179,7 +179,7 @@ def test_the_selection_hands_the_panel_each_date_and_role_read_once(monkeypatch)
     assert undated and dates and {id(r) for r in dates} <= {id(r) for r in undated}
 
 
-def test_gathering_works_out_each_observations_codes_once_and_leaves_the_resources_as_sent():
+def test_gathering_works_out_each_observations_codes_and_date_once_and_leaves_the_resources_as_sent(monkeypatch):
     terms = terminology()
     observations = random_observations(random.Random(3), 100) + [
         panel("cmp", [("2951-2", 139, "mmol/L"), ("17861-6", 9.5, "mg/dL")]),
@@ -200,9 +200,13 @@ def test_gathering_works_out_each_observations_codes_once_and_leaves_the_resourc
     assert "sodium" not in {o["id"] for o in kept} and "cmp" in {o["id"] for o in kept}
     assert {id(o) for o in kept} == set(record.observation_codes)
     for resource in kept:
-        assert record.observation_codes[id(resource)] == (resource, read_codes(resource, terms.read_loinc_codes))
+        assert record.observation_codes[id(resource)] == (
+            resource, read_codes(resource, terms.read_loinc_codes), observation_effective(resource))
+    without = select_and_validate(record.resources, PATIENT, terms, now=NOW)
+    calls = []
+    monkeypatch.setattr(selection, "read_codes", lambda *a: calls.append(a) or read_codes(*a))
+    monkeypatch.setattr(selection, "observation_effective", lambda r: calls.append(r) or observation_effective(r))
     with_codes = select_and_validate(record.resources, PATIENT, terms, now=NOW,
                                      observation_codes=record.observation_codes)
-    without = select_and_validate(record.resources, PATIENT, terms, now=NOW)
-    assert with_codes == without
+    assert with_codes == without and calls == []  # read once, in gathering
     assert body == sent  # nothing was written into the request

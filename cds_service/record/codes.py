@@ -6,7 +6,7 @@ every reader of the record compares systems by the short key these give.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 SYSTEM_ALIASES = {
     "http://hl7.org/fhir/sid/icd-10": "icd10cm",
@@ -70,8 +70,8 @@ def has_loinc_code(resource: dict, among: frozenset[str]) -> bool:
 
 
 # What of an Observation a rule may read, worked out once per Observation (prefetch.gather, where the Observations no
-# rule reads are left out) and reused by the selection and the lab panel: its own LOINC codes among the read ones, in
-# order, and each component (a panel's result, A19) that has some, with them, in order.
+# rule reads are left out: labs.classify_observation) and reused by the selection and the lab panel: its own LOINC
+# codes among the read ones, in order, and each component (a panel's result, A19) that has some, with them, in order.
 ReadCodes = tuple[tuple[str, ...], tuple[tuple[dict, tuple[str, ...]], ...]]
 
 _LOINC_SYSTEMS = frozenset(uri for uri, key in SYSTEM_ALIASES.items() if key == "loinc")
@@ -99,28 +99,29 @@ def _codes_among(holder: dict, among: frozenset[str]) -> tuple[str, ...]:
 
 def read_codes(resource: dict, among: frozenset[str]) -> ReadCodes | None:
     """The ReadCodes of an Observation, or None when it carries none of these codes (has_loinc_code is false)."""
-    own = _codes_among(resource, among)
     components = resource.get("component")
     if components is None:
-        if len(own) == 1:
-            found = _ONE_CODE.get(own[0])
-            if found is None:
-                found = _ONE_CODE[own[0]] = (own, ())
-            return found
-        return (own, ()) if own else None
+        code = resource.get("code")
+        codings = code.get("coding") if type(code) is dict else None
+        if type(codings) is list and len(codings) == 1:
+            # One coding and no component: nearly every Observation of a record, read here without the general
+            # path's calls and tuples (the same tests as _codes_among).
+            coding = codings[0]
+            if type(coding) is dict:
+                value = coding.get("code")
+                if type(value) is str and value in among:
+                    system = coding.get("system")
+                    if isinstance(system, str) and system in _LOINC_SYSTEMS:
+                        found = _ONE_CODE.get(value)
+                        if found is None:
+                            found = _ONE_CODE[value] = ((value,), ())
+                        return found
+            return None
+    own = _codes_among(resource, among)
     parts: tuple[tuple[dict, tuple[str, ...]], ...] = ()
     if type(components) is list:
         parts = tuple((component, codes) for component in components
                       if type(component) is dict and (codes := _codes_among(component, among)))
-    return (own, parts) if own or parts else None
-
-
-def known_read_codes(resource: dict, among: frozenset[str], known: Mapping[int, tuple[dict, ReadCodes]] | None
-                     ) -> ReadCodes | None:
-    """An Observation's ReadCodes as already worked out with the same `among` (`known`: by id() of the resource,
-    with the resource itself, so that only the very same dict is matched), else worked out now."""
-    if known is not None:
-        entry = known.get(id(resource))
-        if entry is not None and entry[0] is resource:
-            return entry[1]
-    return read_codes(resource, among)
+    if own or parts:
+        return (own, parts) if parts or len(own) != 1 else _ONE_CODE.setdefault(own[0], (own, ()))
+    return None

@@ -262,6 +262,18 @@ def observation_effective(resource: dict) -> datetime | None:
     )
 
 
+# An Observation as the service reads it, worked out once a call where the record is first read (prefetch.gather) and
+# reused by the selection and the panel: (the resource itself, its read codes, its date: observation_effective).
+ObservationClass = tuple[dict, ReadCodes, datetime | None]
+
+
+def classify_observation(resource: dict, among: frozenset[str]) -> ObservationClass | None:
+    """The ObservationClass of an Observation, or None when it carries none of these LOINC codes (`among`: the read
+    codes, terminology.read_loinc_codes), as its code or a component's (A19): no rule reads it."""
+    codes = read_codes(resource, among)
+    return None if codes is None else (resource, codes, observation_effective(resource))
+
+
 def component_reference(resource: dict, loinc: str) -> str:
     """How a panel's result is named in evidence and reports: it has no id of its own."""
     return f"component {loinc} of {resource_label(resource)}"

@@ -5,7 +5,7 @@ its values); the rest of the request goes on. Only resources the rules can use a
 
 - an Observation whose LOINC codes no rule reads, as its code or a component's (a panel, A19), is dropped before
   validation (the record's gathering, prefetch.gather, has already dropped them and worked out each kept one's codes
-  once: codes.read_codes; they are reused here and by the lab panel, never worked out again);
+  and date once: labs.classify_observation; they are reused here and by the lab panel, never worked out again);
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
@@ -15,7 +15,7 @@ its values); the rest of the request goes on. Only resources the rules can use a
   invalid one is then reported;
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
-  exactly as labs.read_observation reads it, once: the panel orders the results by it without reading it again. An
+  exactly as labs.read_observation reads it, once (in gathering): the panel orders the results by it too. An
   Observation without a readable date is kept (and reported unusable by the labs, as before). Such old results are
   therefore neither read, validated nor reported in skippedResources or unusedLabResults; nor are the results in the
   window that no rule reaches (labs.LabPanel): the report covers the results the rules read and could not use.
@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from .codes import ReadCodes, read_codes
 from .fhir_values import resource_label
-from .labs import LabRead, lab_reads, lab_windows, observation_effective
+from .labs import LabRead, ObservationClass, lab_reads, lab_windows, observation_effective
 from .medications import is_active
 from .procedures import procedure_performed
 from .terminology import Terminology
@@ -45,8 +45,8 @@ class SelectedResources:
     by_type: dict[str, list[dict]] = field(default_factory=dict)  # validated
     skipped: list[dict[str, str]] = field(default_factory=list)
     lab_observations: list[dict] = field(default_factory=list)  # validated on first use by labs.LabPanel
-    # For each of lab_observations, in the same order: its date (observation_effective, read once here) and what the
-    # panel reads from it (labs.lab_reads), so that labs.build_panel reads neither again.
+    # For each of lab_observations, in the same order: its date (observation_effective, read once: in gathering, else
+    # here) and what the panel reads from it (labs.lab_reads), so that labs.build_panel reads neither again.
     lab_reads: list[tuple[datetime | None, tuple[LabRead, ...]]] = field(default_factory=list)
     condition_resources: list[dict] = field(default_factory=list)  # validated on first use by facts.PatientFacts
     medication_resources: list[dict] = field(default_factory=list)  # active ones; validated on first use likewise
@@ -106,13 +106,13 @@ def _done_before(procedure: dict, since: datetime) -> bool:
 
 def select_and_validate(
     resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None,
-    procedures_since: datetime | None = None, observation_codes: Mapping[int, tuple[dict, ReadCodes]] | None = None,
+    procedures_since: datetime | None = None, observation_codes: Mapping[int, ObservationClass] | None = None,
 ) -> SelectedResources:
     """The resources the rules read, validated. With `now` (the evaluation time), lab Observations outside their
     look-back window are left out before validation (see the module's docstring); with `procedures_since`, so are
     Procedures that are not in progress and were done before it, or carry no date (no rule could count them).
-    `observation_codes`: the Observations' read codes as the record's gathering worked them out
-    (prefetch.PatientRecord.observation_codes); an Observation not in it is looked at here."""
+    `observation_codes`: the Observations' read codes and dates as the record's gathering worked them out
+    (prefetch.PatientRecord.observation_codes): such an Observation is not looked at again here; one not in it is."""
     selected = SelectedResources()
     windows = lab_windows(terms, now) if now is not None else None
     read = terms.read_loinc_codes
@@ -120,17 +120,23 @@ def select_and_validate(
     # the panel reads from them, whether they are lab results, and the window they must be dated in.
     roles: dict[tuple[str, ...], tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]] = {}
     for resource in resources:
-        resource_type = resource.get("resourceType")
-        if resource_type not in RELEVANT_TYPES:
-            continue
+        # An Observation as gathering read it: its codes and date, without reading the resource again (thousands a
+        # record); the very same dict only.
+        known = observation_codes.get(id(resource)) if observation_codes is not None else None
+        if known is not None and known[0] is resource:
+            resource_type, codes, effective = "Observation", known[1], known[2]
+        else:
+            resource_type = resource.get("resourceType")
+            if resource_type not in RELEVANT_TYPES:
+                continue
+            if resource_type == "Observation":
+                # A panel (A19) holds the results the rules read in its components, under a code no rule reads.
+                codes = read_codes(resource, read)
+                if codes is None:  # most Observations of a record: rejected here, cheaply
+                    continue
+                effective = observation_effective(resource)
         lab = False
         if resource_type == "Observation":
-            # Its read codes, as gathering worked them out (codes.known_read_codes, inlined: thousands a record). A
-            # panel (A19) holds the results the rules read in its components, under a code no rule reads.
-            known = observation_codes.get(id(resource)) if observation_codes is not None else None
-            codes = known[1] if known is not None and known[0] is resource else read_codes(resource, read)
-            if codes is None:  # most Observations of a record: rejected here, cheaply (or already in gathering)
-                continue
             role = None if codes[1] else roles.get(codes[0])
             if role is None:
                 role = _role(codes, terms, windows)
@@ -138,7 +144,6 @@ def select_and_validate(
                     roles[codes[0]] = role
             reads, lab, span = role
             if lab:
-                effective = observation_effective(resource)
                 # Outside the window of every analyte it holds, no rule can read it; without a readable date it is
                 # kept (the panel reports it unusable).
                 if span is not None and effective is not None and not span[0] <= effective <= span[1]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .errors import BadRequest, PreconditionFailed
 from cds_service.record.medications import MEDICATION_TYPES, unresolved_medication_references
 from .protocol import HookRequest
-from cds_service.record.codes import ReadCodes, read_codes
+from cds_service.record.labs import ObservationClass, classify_observation
 from cds_service.record.draft_orders import draft_order_entries
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -88,17 +88,17 @@ class PatientRecord:
     resources: list[dict]
     keys: dict[str, KeyResult]
     missing_optional: list[str] = field(default_factory=list)
-    # The read LOINC codes of each Observation of the record (codes.ReadCodes), by id() with the resource itself:
-    # worked out once here and reused by the selection and the lab panel. The resources are not touched: they are
-    # validated later as they were sent.
-    observation_codes: dict[int, tuple[dict, ReadCodes]] = field(default_factory=dict)
+    # Each Observation of the record as the service reads it (labs.ObservationClass: its read codes and its date),
+    # by id(): worked out once here, while the resource is read anyway, and reused by the selection and the lab
+    # panel. The resources themselves are not touched: they are validated later as they were sent.
+    observation_codes: dict[int, ObservationClass] = field(default_factory=dict)
 
     def problems(self) -> list[dict[str, str]]:
         return [{"prefetchKey": key, "issue": result.error} for key, result in self.keys.items() if result.error]
 
 
 def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None,
-                     classified: dict[int, tuple[dict, ReadCodes]] | None = None) -> list[dict]:
+                     classified: dict[int, ObservationClass] | None = None) -> list[dict]:
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
     without the Observations that carry none of these LOINC codes (see gather), and the codes of those kept put in
     `classified` (see PatientRecord.observation_codes)."""
@@ -111,17 +111,17 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
                 if observation_codes is not None and resource_type == "Observation":
-                    codes = read_codes(resource, observation_codes)
-                    if codes is None:
+                    found = classify_observation(resource, observation_codes)
+                    if found is None:
                         continue
                     if classified is not None:
-                        classified[id(resource)] = (resource, codes)
+                        classified[id(resource)] = found
                 resources.append(resource)
     return resources
 
 
 def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = None,
-                        classified: dict[int, tuple[dict, ReadCodes]] | None = None) -> KeyResult:
+                        classified: dict[int, ObservationClass] | None = None) -> KeyResult:
     """Interpret one prefetch value that is present (None included)."""
     if value is None:
         return KeyResult(source="null")
@@ -154,7 +154,7 @@ def gather(
     own test (record.codes.has_loinc_code). The codes of each Observation kept are worked out once, here, and
     carried in PatientRecord.observation_codes."""
     keys: dict[str, KeyResult] = {}
-    classified: dict[int, tuple[dict, ReadCodes]] = {}
+    classified: dict[int, ObservationClass] = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
     for key, template in templates.items():
@@ -218,18 +218,18 @@ _BY_TYPE = frozenset({"Patient", "Medication", *MEDICATION_TYPES})
 
 def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
                 seen: dict[str, set], observation_codes: frozenset[str] | None = None,
-                classified: dict[int, tuple[dict, ReadCodes]] | None = None) -> None:
+                classified: dict[int, ObservationClass] | None = None) -> None:
     """Add to the record the resources not already in it (a resource in two keys counts once: same type and id).
     With `observation_codes`, the Observations are read with them as bundle_resources reads them (fetched pages
     are read by the FHIR client, without the codes)."""
     for resource in found:
         resource_type = resource.get("resourceType")
         if observation_codes is not None and resource_type == "Observation":
-            codes = read_codes(resource, observation_codes)
-            if codes is None:
+            found = classify_observation(resource, observation_codes)
+            if found is None:
                 continue
             if classified is not None:
-                classified[id(resource)] = (resource, codes)
+                classified[id(resource)] = found
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
