@@ -20,6 +20,7 @@ SYSTEM_ALIASES = {
     "urn:oid:2.16.840.1.113883.6.88": "rxnorm",
     "http://www.whocc.no/atc": "atc",
 }
+_LOINC_SYSTEMS = frozenset(uri for uri, key in SYSTEM_ALIASES.items() if key == "loinc")
 
 
 def system_key(system: Any) -> str | None:
@@ -45,7 +46,7 @@ def loinc_codes(resource: dict, among: frozenset[str] | None = None) -> list[str
             value = coding.get("code")
             if type(value) is str and (among is None or value in among):
                 system = coding.get("system")
-                if type(system) is str and SYSTEM_ALIASES.get(system) == "loinc":
+                if isinstance(system, str) and system in _LOINC_SYSTEMS:
                     found.append(value)
     return found
 
@@ -74,7 +75,6 @@ def has_loinc_code(resource: dict, among: frozenset[str]) -> bool:
 # codes among the read ones, in order, and each component (a panel's result, A19) that has some, with them, in order.
 ReadCodes = tuple[tuple[str, ...], tuple[tuple[dict, tuple[str, ...]], ...]]
 
-_LOINC_SYSTEMS = frozenset(uri for uri, key in SYSTEM_ALIASES.items() if key == "loinc")
 # The ReadCodes of an Observation with one read code of its own and no component (nearly every lab result), one
 # object per code: bounded by the read codes, which a client cannot add to.
 _ONE_CODE: dict[str, ReadCodes] = {}

@@ -22,6 +22,7 @@ its values); the rest of the request goes on. Only resources the rules can use a
 
 This is what keeps a 5,000-Observation record (years of labs) fast: the rules read the last 90 days to a year.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

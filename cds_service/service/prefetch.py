@@ -100,8 +100,8 @@ class PatientRecord:
 def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None,
                      classified: dict[int, ObservationClass] | None = None) -> list[dict]:
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
-    without the Observations that carry none of these LOINC codes (see gather), and the codes of those kept put in
-    `classified` (see PatientRecord.observation_codes)."""
+    without the Observations that carry none of these LOINC codes (see gather), and the codes and dates of those
+    kept put in `classified` (see PatientRecord.observation_codes)."""
     resources = []
     entries = bundle.get("entry")
     for entry in entries if isinstance(entries, list) else []:  # protocol.py and fhir_client.py refuse other shapes
@@ -111,11 +111,11 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
                 if observation_codes is not None and resource_type == "Observation":
-                    found = classify_observation(resource, observation_codes)
-                    if found is None:
+                    classification = classify_observation(resource, observation_codes)
+                    if classification is None:
                         continue
                     if classified is not None:
-                        classified[id(resource)] = found
+                        classified[id(resource)] = classification
                 resources.append(resource)
     return resources
 
@@ -151,8 +151,8 @@ def gather(
 
     `observation_codes` (the LOINC codes the rules read): an Observation with none of them, as its code or a panel
     component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
-    own test (record.codes.has_loinc_code). The codes of each Observation kept are worked out once, here, and
-    carried in PatientRecord.observation_codes."""
+    own test (record.codes.has_loinc_code). The codes and the date of each Observation kept are worked out once,
+    here, and carried in PatientRecord.observation_codes."""
     keys: dict[str, KeyResult] = {}
     classified: dict[int, ObservationClass] = {}
     queries: dict[str, str] = {}
@@ -225,11 +225,11 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     for resource in found:
         resource_type = resource.get("resourceType")
         if observation_codes is not None and resource_type == "Observation":
-            found = classify_observation(resource, observation_codes)
-            if found is None:
+            classification = classify_observation(resource, observation_codes)
+            if classification is None:
                 continue
             if classified is not None:
-                classified[id(resource)] = found
+                classified[id(resource)] = classification
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
