@@ -5,6 +5,8 @@ On a shared machine the end-to-end latencies of `python -m bench` move with the 
 code by. Each repetition runs a whole call as cds_service.service.app.read_json_body and cds_service.service.service_call.handle do,
 on a freshly parsed body, so that nothing validated or read lazily in one repetition is reused by the next:
 the lab results, Conditions and medications the rules read are validated inside "facts + rules + cards".
+"protocol + prefetch" reads each Observation of the record once: the LOINC codes the rules read (those without any
+are left out there) and its date, which the selection and the lab panel reuse (record.labs.classify_observation).
 "token check" is the production path's verification of the call's JWT (ES384 signature, claims, the replay cache
 shared by gunicorn's workers), on a fresh token each time; the other columns do not include it.
 """
@@ -48,7 +50,8 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     marks.append(clock())
     window = knowledge().procedure_window_days  # as cds_service.service.service_call.handle selects
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now,
-                                             procedures_since=now - timedelta(days=window) if window else None)
+                                             procedures_since=now - timedelta(days=window) if window else None,
+                                             observation_codes=record.observation_codes)
     marks.append(clock())
     facts = build_facts(selected, patient_id=request.patient_id, now=now, terms=terms)
     evaluation = evaluate(facts, Context(hook=request.hook, hook_context=request.context), knowledge())

@@ -128,7 +128,7 @@ def test_same_cards_for_every_scenario_with_the_filters(client):
         service_id, body = scenario_request(load_scenario(name))
         filtered = client.post(f"/cds-services/{service_id}", json=body).get_json()
         # Neither the lab windows nor the Procedure window (both left-outs that no rule could read) applied.
-        service_call.select_and_validate = lambda resources, patient_id, terms, now=None, procedures_since=None: (
+        service_call.select_and_validate = lambda resources, patient_id, terms, now=None, procedures_since=None, **_: (
             original(resources, patient_id, terms))
         try:
             unfiltered = client.post(f"/cds-services/{service_id}", json=body).get_json()

@@ -20,6 +20,7 @@ SYSTEM_ALIASES = {
     "urn:oid:2.16.840.1.113883.6.88": "rxnorm",
     "http://www.whocc.no/atc": "atc",
 }
+_LOINC_SYSTEMS = frozenset(uri for uri, key in SYSTEM_ALIASES.items() if key == "loinc")
 
 
 def system_key(system: Any) -> str | None:
@@ -43,8 +44,10 @@ def loinc_codes(resource: dict, among: frozenset[str] | None = None) -> list[str
     for coding in codings:
         if type(coding) is dict:
             value = coding.get("code")
-            if type(value) is str and (among is None or value in among) and system_key(coding.get("system")) == "loinc":
-                found.append(value)
+            if type(value) is str and (among is None or value in among):
+                system = coding.get("system")
+                if isinstance(system, str) and system in _LOINC_SYSTEMS:
+                    found.append(value)
     return found
 
 
@@ -65,3 +68,60 @@ def has_loinc_code(resource: dict, among: frozenset[str]) -> bool:
     """Whether an Observation carries one of these LOINC codes, as its code or a component's: the test that keeps an
     Observation a rule may read (prefetch and selection), panels included."""
     return bool(loinc_codes(resource, among)) or bool(component_loinc_codes(resource, among))
+
+
+# What of an Observation a rule may read, worked out once per Observation (prefetch.gather, where the Observations no
+# rule reads are left out: labs.classify_observation) and reused by the selection and the lab panel: its own LOINC
+# codes among the read ones, in order, and each component (a panel's result, A19) that has some, with them, in order.
+ReadCodes = tuple[tuple[str, ...], tuple[tuple[dict, tuple[str, ...]], ...]]
+
+# The ReadCodes of an Observation with one read code of its own and no component (nearly every lab result), one
+# object per code: bounded by the read codes, which a client cannot add to.
+_ONE_CODE: dict[str, ReadCodes] = {}
+
+
+def _codes_among(holder: dict, among: frozenset[str]) -> tuple[str, ...]:
+    """loinc_codes(holder, among) as a tuple (the same tests, inlined: it runs on every Observation of a record)."""
+    code = holder.get("code")
+    codings = code.get("coding") if type(code) is dict else None
+    if type(codings) is not list:
+        return ()
+    found: tuple[str, ...] = ()
+    for coding in codings:
+        if type(coding) is dict:
+            value = coding.get("code")
+            if type(value) is str and value in among:
+                system = coding.get("system")
+                if isinstance(system, str) and system in _LOINC_SYSTEMS:
+                    found += (value,)
+    return found
+
+
+def read_codes(resource: dict, among: frozenset[str]) -> ReadCodes | None:
+    """The ReadCodes of an Observation, or None when it carries none of these codes (has_loinc_code is false)."""
+    components = resource.get("component")
+    if components is None:
+        code = resource.get("code")
+        codings = code.get("coding") if type(code) is dict else None
+        if type(codings) is list and len(codings) == 1:
+            # One coding and no component: nearly every Observation of a record, read here without the general
+            # path's calls and tuples (the same tests as _codes_among).
+            coding = codings[0]
+            if type(coding) is dict:
+                value = coding.get("code")
+                if type(value) is str and value in among:
+                    system = coding.get("system")
+                    if isinstance(system, str) and system in _LOINC_SYSTEMS:
+                        found = _ONE_CODE.get(value)
+                        if found is None:
+                            found = _ONE_CODE[value] = ((value,), ())
+                        return found
+            return None
+    own = _codes_among(resource, among)
+    parts: tuple[tuple[dict, tuple[str, ...]], ...] = ()
+    if type(components) is list:
+        parts = tuple((component, codes) for component in components
+                      if type(component) is dict and (codes := _codes_among(component, among)))
+    if own or parts:
+        return (own, parts) if parts or len(own) != 1 else _ONE_CODE.setdefault(own[0], (own, ()))
+    return None

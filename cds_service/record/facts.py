@@ -350,7 +350,9 @@ def build_facts(
 ) -> PatientFacts:
     patients = selected.of("Patient")
     patient = patients[0] if patients else {}
-    labs = build_panel(selected.of("Observation") + selected.lab_observations, terms, now, validator=validate)
+    # The lab Observations come with their dates and reads as the selection worked them out (read once a call).
+    labs = build_panel(selected.of("Observation"), terms, now, validator=validate, prepared=[
+        (resource, effective, reads) for resource, (effective, reads) in zip(selected.lab_observations, selected.lab_reads)])
     coded_observations = [
         o for o in selected.of("Observation")
         if any(terms.observation_for_loinc(code) for code in loinc_codes(o))

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Collection
 
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+_fromisoformat = datetime.fromisoformat
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -15,6 +16,15 @@ def parse_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     if len(value) > 10:  # longer than any partial date: a dateTime or an instant, the common case
+        if value[10] == "T":
+            # The full dateTime ("2024-05-01T10:00:00+02:00", "...Z"): read as it is. With a "T" after the date,
+            # a "Z" can only be the zone, which Python 3.11 reads as _parse_iso's "+00:00" does; anything this
+            # refuses is read the tolerant way below, so no value reads otherwise than before.
+            try:
+                parsed = _fromisoformat(value)
+            except ValueError:
+                return _parse_iso(value)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
         return _parse_iso(value)
     match = _PARTIAL_DATE.match(value)
     if match:

@@ -1,4 +1,5 @@
-"""Laboratory results: every usable value per analyte, newest first, in one canonical unit (decision A2).
+"""Laboratory results: the usable values of each analyte, newest first, in one canonical unit (decision A2), read
+only as far as the rules read them (LabPanel).
 
 - only Observations with status final, amended or corrected count, inside the analyte's look-back window;
 - a value is converted to the analyte's canonical unit with the factors of the terminology's lab table; a value whose
@@ -13,10 +14,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
 
-from .codes import loinc_codes
+from .codes import ReadCodes, read_codes
 from .fhir_values import code_in, codeable_concepts, finite_number, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 from .validation import ValidateOnRead
@@ -30,6 +31,7 @@ BOUNDING_COMPARATORS = frozenset({"<", "<=", ">", ">="})
 # How far ahead of `now` a result still counts (clocks differ between systems: a result filed minutes "in the
 # future" is current, one dated days ahead is not).
 LAB_WINDOW_AHEAD = timedelta(hours=1)
+_fromisoformat = datetime.fromisoformat
 
 
 def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -77,20 +79,63 @@ class LabResult:
         return out
 
 
+# How an Observation is read as lab results: (analyte, LOINC code, the component or None) for each analyte it holds,
+# its own code first and then its components (A19), each analyte once.
+LabRead = tuple[str, str, dict | None]
+
+
+def lab_reads(codes: ReadCodes, terms: Terminology) -> tuple[tuple[LabRead, ...], bool]:
+    """(what the panel reads from an Observation with these read codes (codes.read_codes): the first of its own codes
+    that names an analyte, then in each component the first code that names one not already read; whether any of
+    its own codes is a coded observation the facts read, e.g. pregnancy status). A lab result is an Observation
+    that holds an analyte and is no coded observation."""
+    own, components = codes
+    reads: list[LabRead] = []
+    coded = False
+    for code in own:
+        if not reads and (analyte := terms.analyte_for_loinc(code)) is not None:
+            reads.append((analyte, code, None))
+        if not coded and terms.observation_for_loinc(code) is not None:
+            coded = True
+    for component, component_codes in components:
+        for code in component_codes:
+            if (analyte := terms.analyte_for_loinc(code)) is not None:
+                if all(analyte != read[0] for read in reads):
+                    reads.append((analyte, code, component))
+                break
+    return tuple(reads), coded
+
+
+def _newest_first(candidate: tuple) -> datetime:
+    return candidate[0]
+
+
 @dataclass
 class LabPanel:
-    """All readable results per analyte (newest first), and the results that could not be used, with why.
+    """The results of each analyte in its look-back window, newest first, read only as far as the rules read them;
+    and the results that could not be used, with why.
 
-    Results are validated as FHIR R4 (the `validator`) only when a rule reads them, newest first: the latest result
-    of an analyte, or the few that a fact pairs by date. A result that fails is skipped for good, reported in
-    `invalid`, and the next one is used; a result no rule reads is never validated (R4B validation is the largest
-    cost of a call, and a long record holds many results nobody reads)."""
+    At build time a result is only a candidate: its date (parsed once, by the selection), its Observation, analyte,
+    LOINC code and component. The dates decide the order; nothing else of it is read yet. A candidate is read
+    (read_observation: status, value, unit, range, flags) when a reader (`newest`, `latest`, `in_window`) reaches
+    it, newest first, and the reading is remembered for the call. One that cannot be used (status, no value, unit,
+    comparator...) is reported in `unusable` (the response's unusedLabResults) as it is reached, and the reader goes
+    on to the next older one; candidates older than the result a rule used are never read nor reported. Observations
+    without a readable date are reported when the panel is built (they have no place in the order).
+
+    Results are validated as FHIR R4 (the `validator`) the same way, only when a rule gets to them, newest first: a
+    result that fails is skipped for good, reported in `invalid`, and the next one is used; a result no rule reads
+    is never validated (R4B validation is the largest cost of a call, and a long record holds many results nobody
+    reads)."""
 
     now: datetime
     terms: Terminology
-    results: dict[str, list[LabResult]] = field(default_factory=dict)
     unusable: list[dict[str, str]] = field(default_factory=list)
     on_read: ValidateOnRead | None = field(default=None, repr=False)
+    # analyte -> (effective, Observation, LOINC code, component or None) in its window, newest first
+    _candidates: dict[str, list[tuple]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # analyte -> the readings of its first candidates, in the same order (None: could not be used)
+    _read: dict[str, list[LabResult | None]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _latest: dict[str, LabResult | None] = field(default_factory=dict, init=False, repr=False, compare=False)
     _window: dict[str, tuple[datetime, datetime]] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -105,23 +150,55 @@ class LabPanel:
             self._window = lab_windows(self.terms, self.now)
         return self._window[analyte]
 
+    def add(self, resource: dict, effective: datetime | None, reads: tuple[LabRead, ...]) -> None:
+        """Make an Observation's results candidates (`effective`: observation_effective(resource); `reads`:
+        lab_reads), each in its analyte's window; without a date, report each as unusable now."""
+        if effective is None:
+            for analyte, loinc, component in reads:
+                self._report(resource, analyte, loinc, component,
+                             read_observation(resource, self.terms.labs[analyte], loinc, component)[1])
+            return
+        for analyte, loinc, component in reads:
+            start, end = self._windows(analyte)
+            if start <= effective <= end:
+                candidates = self._candidates.get(analyte)
+                if candidates is None:
+                    candidates = self._candidates[analyte] = []
+                candidates.append((effective, resource, loinc, component))
+
+    def _report(self, resource: dict, analyte: str, loinc: str, component: dict | None, why: str | None) -> None:
+        reference = resource_label(resource) if component is None else component_reference(resource, loinc)
+        self.unusable.append({"resource": reference, "analyte": analyte, "issue": str(why)})
+
+    def _results(self, analyte: str) -> Iterator[LabResult]:
+        """The usable results of the analyte in its window, newest first, each candidate read when reached (once a
+        call: several readers may walk the same analyte, even at the same time)."""
+        candidates = self._candidates.get(analyte, ())
+        read = self._read.get(analyte)
+        if read is None:
+            read = self._read[analyte] = []
+        for index, (effective, resource, loinc, component) in enumerate(candidates):
+            if index == len(read):
+                result, why = read_observation(resource, self.terms.labs[analyte], loinc, component, effective)
+                if result is None:
+                    self._report(resource, analyte, loinc, component, why)
+                read.append(result)
+            result = read[index]
+            if result is not None:
+                yield result
+
     def _valid(self, result: LabResult) -> bool:
         return self.on_read is None or result.resource is None or self.on_read(
             result.resource, result.observation or result.reference)
 
-    def _candidates(self, analyte: str, where: Callable[[LabResult], bool] | None) -> Iterator[LabResult]:
-        start, end = self._windows(analyte)
-        for result in self.results.get(analyte, ()):
-            if start <= result.effective <= end and (where is None or where(result)):
-                yield result
-
     def newest(self, analyte: str, where: Callable[[LabResult], bool] | None = None) -> Iterator[LabResult]:
-        """The valid results of the analyte in its look-back window (and matching `where`), newest first, each
-        validated only when the reader gets to it."""
-        return (r for r in self._candidates(analyte, where) if self._valid(r))
+        """The valid results of the analyte in its look-back window (and matching `where`), newest first, each read
+        and validated only when the reader gets to it."""
+        return (r for r in self._results(analyte) if (where is None or where(r)) and self._valid(r))
 
     def in_window(self, analyte: str, where: Callable[[LabResult], bool] | None = None) -> list[LabResult]:
-        """The valid results of the analyte in its look-back window (and matching `where`), newest first."""
+        """The valid results of the analyte in its look-back window (and matching `where`), newest first: all of its
+        candidates are read."""
         return list(self.newest(analyte, where))
 
     def latest(self, analyte: str) -> LabResult | None:
@@ -168,13 +245,33 @@ def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
 def observation_effective(resource: dict) -> datetime | None:
     """When an Observation was taken: effectiveDateTime, else the start of effectivePeriod, else effectiveInstant,
     else when it was issued. The selection reads dates the same way (selection.select_and_validate)."""
+    value = resource.get("effectiveDateTime")
+    if type(value) is str and len(value) > 10 and value[10] == "T":
+        # The common full dateTime, read at once as parse_datetime reads it (fhir_values: the same fast path).
+        try:
+            parsed = _fromisoformat(value)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
     period = resource.get("effectivePeriod")
     return (
-        parse_datetime(resource.get("effectiveDateTime"))
+        parse_datetime(value)
         or parse_datetime(period.get("start") if isinstance(period, dict) else None)
         or parse_datetime(resource.get("effectiveInstant"))
         or parse_datetime(resource.get("issued"))
     )
+
+
+# An Observation as the service reads it, worked out once a call where the record is first read (prefetch.gather) and
+# reused by the selection and the panel: (the resource itself, its read codes, its date: observation_effective).
+ObservationClass = tuple[dict, ReadCodes, datetime | None]
+
+
+def classify_observation(resource: dict, among: frozenset[str]) -> ObservationClass | None:
+    """The ObservationClass of an Observation, or None when it carries none of these LOINC codes (`among`: the read
+    codes, terminology.read_loinc_codes), as its code or a component's (A19): no rule reads it."""
+    codes = read_codes(resource, among)
+    return None if codes is None else (resource, codes, observation_effective(resource))
 
 
 def component_reference(resource: dict, loinc: str) -> str:
@@ -183,14 +280,17 @@ def component_reference(resource: dict, loinc: str) -> str:
 
 
 def read_observation(
-    resource: dict, analyte: LabAnalyte, loinc: str, component: dict | None = None
+    resource: dict, analyte: LabAnalyte, loinc: str, component: dict | None = None,
+    effective: datetime | None = None,
 ) -> tuple[LabResult | None, str | None]:
     """A LabResult, or why this Observation (or this `component` of it, A19) cannot be used. A component's value,
-    range and flags are its own; its status and date are the Observation's."""
+    range and flags are its own; its status and date are the Observation's (`effective`, when already read by
+    observation_effective)."""
     holder = resource if component is None else component
     if not code_in(resource.get("status"), USABLE_STATUSES):
         return None, f"status {resource.get('status')!r} is not final, amended or corrected"
-    effective = observation_effective(resource)
+    if effective is None:
+        effective = observation_effective(resource)
     if effective is None:
         return None, "no effective date"
     quantity = holder.get("valueQuantity")
@@ -245,40 +345,22 @@ def read_observation(
     )
 
 
-def _analyte_of(concept_holder: dict, terms: Terminology) -> tuple[str, str] | None:
-    """(analyte, LOINC code) of the first of an Observation's (or a component's) codes that names an analyte."""
-    for loinc in loinc_codes(concept_holder):
-        name = terms.analyte_for_loinc(loinc)
-        if name is not None:
-            return name, loinc
-    return None
-
-
 def build_panel(
-    observations: list[dict], terms: Terminology, now: datetime, validator: Callable[[dict], str | None] | None = None
+    observations: list[dict], terms: Terminology, now: datetime, validator: Callable[[dict], str | None] | None = None,
+    prepared: Iterable[tuple[dict, datetime | None, tuple[LabRead, ...]]] = (),
 ) -> LabPanel:
-    """The panel of the given Observations; with a `validator`, each is validated when first read (see LabPanel)."""
+    """The panel of the given Observations; with a `validator`, each result is validated when first read (see
+    LabPanel). `prepared`: Observations whose date and reads the selection has already worked out (resource,
+    observation_effective, lab_reads), added after `observations`, which are read here."""
     panel = LabPanel(now=now, terms=terms, on_read=ValidateOnRead(validator) if validator else None)
+    read = terms.read_loinc_codes
     for resource in observations:
-        read: set[str] = set()  # an analyte is read once per Observation: its own code first, then its components
-        found = _analyte_of(resource, terms)
-        if found is not None:
-            read.add(found[0])
-            _add(panel, resource, terms.labs[found[0]], found[1], None)
-        components = resource.get("component")
-        for component in components if isinstance(components, list) else ():
-            if isinstance(component, dict) and (found := _analyte_of(component, terms)) and found[0] not in read:
-                read.add(found[0])
-                _add(panel, resource, terms.labs[found[0]], found[1], component)
-    for results in panel.results.values():
-        results.sort(key=lambda r: r.effective, reverse=True)
+        codes = read_codes(resource, read)
+        if codes is not None and (reads := lab_reads(codes, terms)[0]):
+            panel.add(resource, observation_effective(resource), reads)
+    for resource, effective, reads in prepared:
+        panel.add(resource, effective, reads)
+    # Newest first; results of the same date keep the record's order (a stable sort), as before.
+    for candidates in panel._candidates.values():
+        candidates.sort(key=_newest_first, reverse=True)
     return panel
-
-
-def _add(panel: LabPanel, resource: dict, analyte: LabAnalyte, loinc: str, component: dict | None) -> None:
-    result, why = read_observation(resource, analyte, loinc, component)
-    if result is not None:
-        panel.results.setdefault(analyte.name, []).append(result)
-    else:
-        reference = resource_label(resource) if component is None else component_reference(resource, loinc)
-        panel.unusable.append({"resource": reference, "analyte": analyte.name, "issue": why})

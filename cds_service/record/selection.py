@@ -4,7 +4,8 @@ Incoming FHIR is messy. A resource that does not validate is skipped and reporte
 its values); the rest of the request goes on. Only resources the rules can use are validated at all:
 
 - an Observation whose LOINC codes no rule reads, as its code or a component's (a panel, A19), is dropped before
-  validation;
+  validation (the record's gathering, prefetch.gather, has already dropped them and worked out each kept one's codes
+  and date once: labs.classify_observation; they are reused here and by the lab panel, never worked out again);
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
@@ -14,9 +15,10 @@ its values); the rest of the request goes on. Only resources the rules can use a
   invalid one is then reported;
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
-  exactly as labs.read_observation reads it; an Observation without a readable date is kept (and reported unusable
-  by the labs, as before). Such old results are therefore neither validated nor reported in skippedResources or
-  unusedLabResults: the report covers the data the rules could have used.
+  exactly as labs.read_observation reads it, once (in gathering): the panel orders the results by it too. An
+  Observation without a readable date is kept (and reported unusable by the labs, as before). Such old results are
+  therefore neither read, validated nor reported in skippedResources or unusedLabResults; nor are the results in the
+  window that no rule reaches (labs.LabPanel): the report covers the results the rules read and could not use.
 
 This is what keeps a 5,000-Observation record (years of labs) fast: the rules read the last 90 days to a year.
 """
@@ -25,11 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
-from .codes import component_loinc_codes, loinc_codes
+from .codes import ReadCodes, read_codes
 from .fhir_values import resource_label
-from .labs import lab_windows, observation_effective
+from .labs import LabRead, ObservationClass, lab_reads, lab_windows, observation_effective
 from .medications import is_active
 from .procedures import procedure_performed
 from .terminology import Terminology
@@ -44,6 +46,9 @@ class SelectedResources:
     by_type: dict[str, list[dict]] = field(default_factory=dict)  # validated
     skipped: list[dict[str, str]] = field(default_factory=list)
     lab_observations: list[dict] = field(default_factory=list)  # validated on first use by labs.LabPanel
+    # For each of lab_observations, in the same order: its date (observation_effective, read once: in gathering, else
+    # here) and what the panel reads from it (labs.lab_reads), so that labs.build_panel reads neither again.
+    lab_reads: list[tuple[datetime | None, tuple[LabRead, ...]]] = field(default_factory=list)
     condition_resources: list[dict] = field(default_factory=list)  # validated on first use by facts.PatientFacts
     medication_resources: list[dict] = field(default_factory=list)  # active ones; validated on first use likewise
 
@@ -66,29 +71,6 @@ def is_about_patient(resource: dict, patient_id: str) -> bool:
     return len(tail) >= 2 and tail[-2] == "Patient" and tail[-1] == patient_id
 
 
-def _lab_role(codes: list[str], component_codes: list[str], terms: Terminology) -> tuple[list[str], bool]:
-    """(the analytes labs.build_panel reads from it: the first of its own codes that has one, and those of its
-    components; whether any of its own codes is a coded observation the facts read, e.g. pregnancy status). A lab
-    result is an Observation with an analyte and no coded observation: labs.LabPanel validates it when a rule reads
-    it; the others are validated here."""
-    analytes, coded = [], False
-    for code in codes:
-        if not analytes and (analyte := terms.analyte_for_loinc(code)) is not None:
-            analytes.append(analyte)
-        if not coded and terms.observation_for_loinc(code) is not None:
-            coded = True
-    analytes.extend(a for code in component_codes if (a := terms.analyte_for_loinc(code)) is not None)
-    return analytes, coded
-
-
-def _dated_outside(resource: dict, windows: list[tuple[datetime, datetime]]) -> bool:
-    """True when a lab result is dated outside the look-back windows (from lab_windows) of every analyte it holds (a
-    panel holds several), so that no rule can read it; one without a readable date is kept (the labs report it
-    unusable)."""
-    effective = observation_effective(resource)
-    return effective is not None and not any(start <= effective <= end for start, end in windows)
-
-
 # Types whose resources the rules read only through a value set, with the fields they match on: one matching nothing
 # in any value set is left out before validation (Encounters by specialty, Procedures for dialysis).
 _READ_BY_VALUE_SET = {
@@ -101,6 +83,20 @@ def _value_set_concepts(resource: dict) -> list:
     return [resource.get(name) for name in _READ_BY_VALUE_SET[resource["resourceType"]] if resource.get(name)]
 
 
+def _role(codes: ReadCodes, terms: Terminology, windows: dict[str, tuple[datetime, datetime]] | None
+          ) -> tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]:
+    """(what the panel reads from an Observation with these codes (labs.lab_reads); whether it is a lab result: it
+    holds an analyte and is no coded observation; the span of its analytes' windows, or None without windows). Every
+    window holds `now` (labs.lab_windows), so the union of several is the one span from the earliest start to the
+    latest end: dated outside it, the Observation is outside the window of every analyte it holds."""
+    reads, coded = lab_reads(codes, terms)
+    span = None
+    if windows is not None and reads:
+        spans = [windows[analyte] for analyte, _, _ in reads]
+        span = (min(start for start, _ in spans), max(end for _, end in spans))
+    return reads, bool(reads) and not coded, span
+
+
 def _done_before(procedure: dict, since: datetime) -> bool:
     """A Procedure no rule can count: not in progress, and done before `since` or at no known time."""
     if procedure.get("status") == "in-progress":
@@ -111,34 +107,53 @@ def _done_before(procedure: dict, since: datetime) -> bool:
 
 def select_and_validate(
     resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None,
-    procedures_since: datetime | None = None,
+    procedures_since: datetime | None = None, observation_codes: Mapping[int, ObservationClass] | None = None,
 ) -> SelectedResources:
     """The resources the rules read, validated. With `now` (the evaluation time), lab Observations outside their
     look-back window are left out before validation (see the module's docstring); with `procedures_since`, so are
-    Procedures that are not in progress and were done before it, or carry no date (no rule could count them)."""
+    Procedures that are not in progress and were done before it, or carry no date (no rule could count them).
+    `observation_codes`: the Observations' read codes and dates as the record's gathering worked them out
+    (prefetch.PatientRecord.observation_codes): such an Observation is not looked at again here; one not in it is."""
     selected = SelectedResources()
     windows = lab_windows(terms, now) if now is not None else None
     read = terms.read_loinc_codes
+    # The role of the Observations with the same codes of their own and no component (nearly all lab results): what
+    # the panel reads from them, whether they are lab results, and the window they must be dated in.
+    roles: dict[tuple[str, ...], tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]] = {}
     for resource in resources:
-        resource_type = resource.get("resourceType")
-        if resource_type not in RELEVANT_TYPES:
-            continue
+        # An Observation as gathering read it: its codes and date, without reading the resource again (thousands a
+        # record); the very same dict only.
+        known = observation_codes.get(id(resource)) if observation_codes is not None else None
+        if known is not None and known[0] is resource:
+            resource_type, codes, effective = "Observation", known[1], known[2]
+        else:
+            resource_type = resource.get("resourceType")
+            if resource_type not in RELEVANT_TYPES:
+                continue
+            if resource_type == "Observation":
+                # A panel (A19) holds the results the rules read in its components, under a code no rule reads.
+                codes = read_codes(resource, read)
+                if codes is None:  # most Observations of a record: rejected here, cheaply
+                    continue
+                effective = observation_effective(resource)
         lab = False
         if resource_type == "Observation":
-            codes = loinc_codes(resource, read)
-            # A panel (A19) holds the results the rules read in its components, under a code no rule reads.
-            component_codes = component_loinc_codes(resource, read)
-            if not codes and not component_codes:  # most Observations of a record: rejected here, cheaply
-                continue
-            analytes, coded = _lab_role(codes, component_codes, terms)
-            lab = bool(analytes) and not coded
-            if lab and windows is not None and _dated_outside(resource, [windows[a] for a in analytes]):
-                continue
+            role = None if codes[1] else roles.get(codes[0])
+            if role is None:
+                role = _role(codes, terms, windows)
+                if not codes[1]:
+                    roles[codes[0]] = role
+            reads, lab, span = role
+            if lab:
+                # Outside the window of every analyte it holds, no rule can read it; without a readable date it is
+                # kept (the panel reports it unusable).
+                if span is not None and effective is not None and not span[0] <= effective <= span[1]:
+                    continue
+        elif resource_type == "Procedure" and procedures_since is not None and _done_before(resource, procedures_since):
+            continue  # tested before the value sets below: the cheaper of two tests that both leave it out
         elif resource_type in _READ_BY_VALUE_SET and not any(
             terms.candidate_value_sets(concept) for concept in _value_set_concepts(resource)
         ):
-            continue
-        elif resource_type == "Procedure" and procedures_since is not None and _done_before(resource, procedures_since):
             continue
         elif resource_type in ("MedicationRequest", "MedicationStatement") and not is_active(resource):
             continue  # the facts read active medications only (A5); drafts come from draftOrders, not from here
@@ -147,6 +162,7 @@ def select_and_validate(
             continue
         if lab:
             selected.lab_observations.append(resource)
+            selected.lab_reads.append((effective, reads))
             continue
         if resource_type == "Condition":
             selected.condition_resources.append(resource)

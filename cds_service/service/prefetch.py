@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .errors import BadRequest, PreconditionFailed
 from cds_service.record.medications import MEDICATION_TYPES, unresolved_medication_references
 from .protocol import HookRequest
-from cds_service.record.codes import has_loinc_code
+from cds_service.record.labs import ObservationClass, classify_observation
 from cds_service.record.draft_orders import draft_order_entries
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -64,6 +64,9 @@ class KeyResult:
     error: str | None = None
     source: str = "prefetch"  # prefetch | fetched | null
     next_url: str | None = None  # a searchset page still to follow
+    # How many of `resources`, from the first, were read with the Observation codes (read_prefetch_value): their
+    # Observations all carry a read code, and their codes are already worked out. Pages fetched later are not.
+    codes_read: int = 0
 
 
 class Fetcher(Protocol):
@@ -85,14 +88,20 @@ class PatientRecord:
     resources: list[dict]
     keys: dict[str, KeyResult]
     missing_optional: list[str] = field(default_factory=list)
+    # Each Observation of the record as the service reads it (labs.ObservationClass: its read codes and its date),
+    # by id(): worked out once here, while the resource is read anyway, and reused by the selection and the lab
+    # panel. The resources themselves are not touched: they are validated later as they were sent.
+    observation_codes: dict[int, ObservationClass] = field(default_factory=dict)
 
     def problems(self) -> list[dict[str, str]]:
         return [{"prefetchKey": key, "issue": result.error} for key, result in self.keys.items() if result.error]
 
 
-def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None) -> list[dict]:
+def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = None,
+                     classified: dict[int, ObservationClass] | None = None) -> list[dict]:
     """The resources of a search Bundle's entries (prefetched or fetched), leniently read; with `observation_codes`,
-    without the Observations that carry none of these LOINC codes (see gather)."""
+    without the Observations that carry none of these LOINC codes (see gather), and the codes and dates of those
+    kept put in `classified` (see PatientRecord.observation_codes)."""
     resources = []
     entries = bundle.get("entry")
     for entry in entries if isinstance(entries, list) else []:  # protocol.py and fhir_client.py refuse other shapes
@@ -101,12 +110,18 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
             resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
-                if observation_codes is None or resource_type != "Observation" or has_loinc_code(resource, observation_codes):
-                    resources.append(resource)
+                if observation_codes is not None and resource_type == "Observation":
+                    classification = classify_observation(resource, observation_codes)
+                    if classification is None:
+                        continue
+                    if classified is not None:
+                        classified[id(resource)] = classification
+                resources.append(resource)
     return resources
 
 
-def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = None) -> KeyResult:
+def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = None,
+                        classified: dict[int, ObservationClass] | None = None) -> KeyResult:
     """Interpret one prefetch value that is present (None included)."""
     if value is None:
         return KeyResult(source="null")
@@ -115,13 +130,14 @@ def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = N
         return KeyResult(error="the client reported an error for this key (OperationOutcome)")
     if resource_type != "Bundle":
         return KeyResult(resources=[value])
-    resources = bundle_resources(value, observation_codes)
+    resources = bundle_resources(value, observation_codes, classified)
     next_url = None
     links = value.get("link")
     for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             next_url = link["url"]
-    return KeyResult(resources=resources, next_url=next_url)
+    return KeyResult(resources=resources, next_url=next_url,
+                     codes_read=len(resources) if observation_codes is not None and classified is not None else 0)
 
 
 def gather(
@@ -135,14 +151,16 @@ def gather(
 
     `observation_codes` (the LOINC codes the rules read): an Observation with none of them, as its code or a panel
     component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
-    own test (record.codes.has_loinc_code)."""
+    own test (record.codes.has_loinc_code). The codes and the date of each Observation kept are worked out once,
+    here, and carried in PatientRecord.observation_codes."""
     keys: dict[str, KeyResult] = {}
+    classified: dict[int, ObservationClass] = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
     for key, template in templates.items():
         if key in request.prefetch:
             # Read once, walked once: an Observation no rule reads is left out as its entry is read.
-            result = read_prefetch_value(request.prefetch[key], observation_codes)
+            result = read_prefetch_value(request.prefetch[key], observation_codes, classified)
             keys[key] = result
             if result.next_url:
                 continuations[key] = result.next_url
@@ -177,25 +195,41 @@ def gather(
             details=[f"{key}: {keys[key].error}" for key in missing_required],
         )
     resources: list[dict] = []
-    by_type: dict[str, list[dict]] = {}
+    by_type: dict[str, list[dict]] = {}  # the Patients and the medication data only (_BY_TYPE)
     seen: dict[str, set] = {}  # the ids already in the record, by type
     for result in keys.values():
-        _add_unique(result.resources, resources, by_type, seen, observation_codes)
+        done = min(result.codes_read, len(result.resources))
+        _add_unique(result.resources[:done] if done < len(result.resources) else result.resources,
+                    resources, by_type, seen)
+        if done < len(result.resources):
+            _add_unique(result.resources[done:], resources, by_type, seen, observation_codes, classified)
     _check_patient(request, by_type.get("Patient", []))
     medication_data = [r for t in ("Medication", *MEDICATION_TYPES) for r in by_type.get(t, [])]
     if _resolve_medications(request, keys, fetcher, medication_data):
-        _add_unique(keys[MEDICATION_KEY].resources, resources, by_type, seen, observation_codes)
+        _add_unique(keys[MEDICATION_KEY].resources, resources, by_type, seen, observation_codes, classified)
     missing_optional = sorted(key for key, result in keys.items() if result.error and key not in required)
-    return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional)
+    return PatientRecord(resources=resources, keys=keys, missing_optional=missing_optional,
+                         observation_codes=classified)
+
+
+# The types gather itself reads (the Patient, and the medication data for medicationReferences).
+_BY_TYPE = frozenset({"Patient", "Medication", *MEDICATION_TYPES})
 
 
 def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, list[dict]],
-                seen: dict[str, set], observation_codes: frozenset[str] | None = None) -> None:
-    """Add to the record the resources not already in it (a resource in two keys counts once: same type and id)."""
+                seen: dict[str, set], observation_codes: frozenset[str] | None = None,
+                classified: dict[int, ObservationClass] | None = None) -> None:
+    """Add to the record the resources not already in it (a resource in two keys counts once: same type and id).
+    With `observation_codes`, the Observations are read with them as bundle_resources reads them (fetched pages
+    are read by the FHIR client, without the codes)."""
     for resource in found:
         resource_type = resource.get("resourceType")
-        if observation_codes is not None and resource_type == "Observation" and not has_loinc_code(resource, observation_codes):
-            continue  # fetched pages are read by the FHIR client, without the codes
+        if observation_codes is not None and resource_type == "Observation":
+            classification = classify_observation(resource, observation_codes)
+            if classification is None:
+                continue
+            if classified is not None:
+                classified[id(resource)] = classification
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
@@ -206,10 +240,8 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
                 continue
             ids.add(resource_id)
         resources.append(resource)
-        of_type = by_type.get(resource_type)
-        if of_type is None:
-            of_type = by_type[resource_type] = []
-        of_type.append(resource)
+        if resource_type in _BY_TYPE:
+            by_type.setdefault(resource_type, []).append(resource)
 
 
 def _resolve_medications(request: HookRequest, keys: dict[str, KeyResult], fetcher: Fetcher | None,

@@ -109,7 +109,8 @@ def handle(
     now = clock()
     procedures_since = (now - timedelta(days=knowledge.procedure_window_days)
                         if knowledge.procedure_window_days is not None else None)
-    selected = select_and_validate(record.resources, request.patient_id, terms, now=now, procedures_since=procedures_since)
+    selected = select_and_validate(record.resources, request.patient_id, terms, now=now, procedures_since=procedures_since,
+                                   observation_codes=record.observation_codes)
     facts = build_facts(
         selected,
         patient_id=request.patient_id,
