@@ -241,6 +241,31 @@ def test_dialysis_procedure_counts_only_when_recent_or_ongoing(status, performed
         assert found.evidence[0]["text"] == "Hemodialysis" and found.evidence[0]["performed"]
 
 
+def test_dialysis_names_the_newest_session_that_counts_and_validates_no_more():
+    """Three sessions a week for months: the evidence names the newest that counts, not forty of them. An invalid
+    newest session is skipped and reported, the next one named; older sessions are not read at all, so an invalid
+    one among them is neither validated nor reported."""
+    sessions = [procedure(f"hd-{days}", performedDateTime=when(days)) for days in range(2, 80, 2)]
+    broken_newest = procedure("hd-broken", performedDateTime=when(1), status="completed")
+    broken_newest["code"]["coding"].append({"system": SNOMED, "code": 42})  # a code must be a string
+    broken_old = procedure("hd-old-broken", performedDateTime=when(85))
+    broken_old["subject"] = {"reference": 7}
+    facts = facts_of(*sessions, broken_newest, broken_old, birth_date=ADULT)
+    found = dialysis(facts)
+    assert found and len(found.evidence) == 1 and found.evidence[0]["reference"] == "Procedure/hd-2"
+    assert [i["resource"] for i in facts.invalid_resources()] == ["Procedure/hd-broken"]
+    # procedures_in still reads them all (each validated): the old broken one is then reported too
+    assert len(facts.procedures_in("dialysis")) == len(sessions)
+    assert {i["resource"] for i in facts.invalid_resources()} == {"Procedure/hd-broken", "Procedure/hd-old-broken"}
+
+
+def test_dialysis_ongoing_course_counts_behind_no_recent_session():
+    old = procedure("hd-old", performedDateTime=when(200))
+    course = procedure("course", "in-progress", performedPeriod={"start": when(700)})
+    found = dialysis(facts_of(old, course, birth_date=ADULT))
+    assert found and [e["reference"] for e in found.evidence] == ["Procedure/course"]
+
+
 def test_dialysis_condition_counts_when_active():
     assert dialysis(facts_of(condition("dial", "Z99.2"), birth_date=ADULT))
     assert dialysis(facts_of(condition("dial", "105502003", SNOMED), birth_date=ADULT))

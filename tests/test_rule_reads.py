@@ -31,7 +31,7 @@ from .conftest import NOW, load_scenario, scenario_names, scenario_request
 # The facts' reading methods a rule calls with a name (its first argument after self).
 READERS = {
     PatientFacts: ("conditions_in", "has_condition", "medications_in", "taking", "allergy_to", "recent_encounter",
-                   "procedures_in", "coded_answer", "latest_lab", "has_value_set", "recent_referral"),
+                   "procedures_in", "newest_procedure", "coded_answer", "latest_lab", "has_value_set", "recent_referral"),
     LabPanel: ("latest", "in_window"),
     Terminology: ("value_set",),
 }

@@ -190,14 +190,19 @@ def renal_lab_insufficiency(facts: PatientFacts) -> Finding:
 def dialysis(facts: PatientFacts) -> Finding:
     """A14: an active dialysis Condition (Z99.2, SNOMED 105502003...), or a dialysis Procedure completed or in
     progress with a date (performed, else the end or start of its period) in the last 90 days, or in progress. A
-    Procedure without a date, or dated in the future, does not count."""
+    Procedure without a date, or dated in the future, does not count. The evidence names the newest session that
+    counts: a patient on haemodialysis has three a week, and a card listing forty of them is not read."""
     evidence = [condition_evidence(c, m) for c, m in facts.conditions_in("dialysis")]
     since, until = facts.now - timedelta(days=DIALYSIS_PROCEDURE_DAYS), facts.now + DATED_AHEAD
-    for procedure in facts.procedures_in("dialysis"):
+
+    def counts(procedure) -> bool:
         if procedure.status not in DIALYSIS_PROCEDURE_STATUSES or procedure.performed is None:
-            continue
-        if procedure.performed <= until and (procedure.status == "in-progress" or procedure.performed >= since):
-            evidence.append(procedure.evidence())
+            return False
+        return procedure.performed <= until and (procedure.status == "in-progress" or procedure.performed >= since)
+
+    session = facts.newest_procedure("dialysis", counts)
+    if session is not None:
+        evidence.append(session.evidence())
     return Finding(bool(evidence), tuple(evidence))
 
 

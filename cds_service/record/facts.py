@@ -94,7 +94,7 @@ class PatientFacts:
     labs: LabPanel
     medications: list[MedicationFact]  # active medications of the record
     draft_orders: list[MedicationFact]  # draftOrders of an order hook (empty on patient-view)
-    procedures: list[dict]
+    procedures: list[dict]  # validated when a rule reads them, like Conditions
     allergies: list[dict]
     service_requests: list[dict]
     encounters: list[dict]
@@ -283,9 +283,9 @@ class PatientFacts:
         return None
 
     @once_per_call
-    def procedures_in(self, value_set: str) -> tuple[ProcedureFact, ...]:
-        """Each Procedure coded in the value set, not entered in error and not "not-done"; whether one is recent
-        enough is the reader's clinical decision (dialysis: A14)."""
+    def _procedures_coded(self, value_set: str) -> tuple[ProcedureFact, ...]:
+        """Each Procedure coded in the value set, not entered in error and not "not-done", newest first (undated
+        last), not yet validated."""
         vs = self.terms.value_set(value_set)
         found = []
         for procedure in self.procedures:
@@ -296,8 +296,27 @@ class PatientFacts:
             if match is not None:
                 found.append(ProcedureFact(
                     resource_label(procedure), concept_text(procedure.get("code")),
-                    status if isinstance(status, str) else None, procedure_performed(procedure), match))
+                    status if isinstance(status, str) else None, procedure_performed(procedure), match, procedure))
+        found.sort(key=lambda p: (p.performed is not None, p.performed or self.now), reverse=True)
         return tuple(found)
+
+    def _valid_procedure(self, procedure: ProcedureFact) -> bool:
+        return procedure.resource is None or self._valid_resource(procedure.resource, procedure.reference)
+
+    @once_per_call
+    def procedures_in(self, value_set: str) -> tuple[ProcedureFact, ...]:
+        """Each valid Procedure coded in the value set, not entered in error and not "not-done", newest first;
+        whether one is recent enough is the reader's clinical decision (dialysis: A14)."""
+        return tuple(p for p in self._procedures_coded(value_set) if self._valid_procedure(p))
+
+    def newest_procedure(self, value_set: str, where: Callable[[ProcedureFact], bool]) -> ProcedureFact | None:
+        """The newest valid Procedure coded in the value set (as procedures_in) for which `where` holds. Only the
+        Procedures that `where` accepts are validated, newest first, up to the first valid one: a dialysis patient
+        has three sessions a week, and the rules need to know of one (A14)."""
+        for procedure in self._procedures_coded(value_set):
+            if where(procedure) and self._valid_procedure(procedure):
+                return procedure
+        return None
 
     # ---------- coded observations ----------
     @once_per_call
@@ -371,7 +390,7 @@ def build_facts(
         labs=labs,
         medications=medications,
         draft_orders=list(draft_orders),
-        procedures=list(selected.of("Procedure")),
+        procedures=list(selected.procedure_resources),
         allergies=list(selected.of("AllergyIntolerance")),
         service_requests=list(selected.of("ServiceRequest")),
         encounters=list(selected.of("Encounter")),

@@ -6,7 +6,7 @@ cards/definitions/renal.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ class ProcedureFact:
     status: str | None
     performed: datetime | None  # performedDateTime, else the end of performedPeriod, else its start
     match: Match
+    resource: dict | None = field(default=None, repr=False, compare=False, hash=False)  # validated when read
 
     def evidence(self) -> dict[str, Any]:
         out: dict[str, Any] = {"reference": self.reference, **self.match.as_evidence()}

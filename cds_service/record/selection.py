@@ -9,10 +9,10 @@ its values); the rest of the request goes on. Only resources the rules can use a
 - an Encounter or Procedure that matches no code or word of any value set (the rules read them only through value
   sets: specialty encounters, dialysis), and a MedicationRequest or MedicationStatement that is not active (A5), are
   dropped before validation;
-- a lab Observation inside its window, a Condition and an active medication are not validated here at all:
-  labs.LabPanel and facts.PatientFacts validate each when a rule first reads it (a Condition or medication that
-  matches a value set a rule asks about, a lab result newest first), so only what the rules use is validated, and an
-  invalid one is then reported;
+- a lab Observation inside its window, a Condition, an active medication and a Procedure are not validated here at
+  all: labs.LabPanel and facts.PatientFacts validate each when a rule first reads it (a Condition or medication that
+  matches a value set a rule asks about, a lab result newest first, a dialysis session newest first until one
+  counts), so only what the rules use is validated, and an invalid one is then reported;
 - a lab Observation dated outside its analyte's look-back window (labs.LabPanel.in_window: 90 or 365 days, up to one
   hour ahead) is dropped before validation too, since no rule can read it. Its date is read from the raw resource
   exactly as labs.read_observation reads it, once (in gathering): the panel orders the results by it too. An
@@ -51,6 +51,7 @@ class SelectedResources:
     lab_reads: list[tuple[datetime | None, tuple[LabRead, ...]]] = field(default_factory=list)
     condition_resources: list[dict] = field(default_factory=list)  # validated on first use by facts.PatientFacts
     medication_resources: list[dict] = field(default_factory=list)  # active ones; validated on first use likewise
+    procedure_resources: list[dict] = field(default_factory=list)  # validated on first use likewise
 
     def of(self, resource_type: str) -> list[dict]:
         return self.by_type.get(resource_type, [])
@@ -169,6 +170,9 @@ def select_and_validate(
             continue
         if resource_type in ("MedicationRequest", "MedicationStatement"):
             selected.medication_resources.append(resource)
+            continue
+        if resource_type == "Procedure":
+            selected.procedure_resources.append(resource)
             continue
         issue = validate(resource)
         if issue:
