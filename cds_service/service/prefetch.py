@@ -64,9 +64,6 @@ class KeyResult:
     error: str | None = None
     source: str = "prefetch"  # prefetch | fetched | null
     next_url: str | None = None  # a searchset page still to follow
-    # How many of `resources`, from the first, were read with the Observation codes (read_prefetch_value): their
-    # Observations all carry a read code, and their codes are already worked out. Pages fetched later are not.
-    codes_read: int = 0
 
 
 class Fetcher(Protocol):
@@ -110,14 +107,25 @@ def bundle_resources(bundle: dict, observation_codes: frozenset[str] | None = No
             resource_type = resource.get("resourceType")
             # Search bundles may carry OperationOutcomes as warnings (search.mode=outcome): not patient data.
             if isinstance(resource_type, str) and resource_type != "OperationOutcome":
-                if observation_codes is not None and resource_type == "Observation":
-                    classification = classify_observation(resource, observation_codes)
-                    if classification is None:
-                        continue
-                    if classified is not None:
-                        classified[id(resource)] = classification
-                resources.append(resource)
+                if resource_type != "Observation" or _read_by_a_rule(resource, observation_codes, classified):
+                    resources.append(resource)
     return resources
+
+
+def _read_by_a_rule(observation: dict, observation_codes: frozenset[str] | None,
+                    classified: dict[int, ObservationClass] | None) -> bool:
+    """False for an Observation that carries none of `observation_codes` (no rule reads it); the codes and date of
+    one kept are worked out once and put in `classified` (an Observation already there is not read again)."""
+    if observation_codes is None:
+        return True
+    if classified is not None and id(observation) in classified:
+        return True
+    classification = classify_observation(observation, observation_codes)
+    if classification is None:
+        return False
+    if classified is not None:
+        classified[id(observation)] = classification
+    return True
 
 
 def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = None,
@@ -136,8 +144,7 @@ def read_prefetch_value(value: Any, observation_codes: frozenset[str] | None = N
     for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             next_url = link["url"]
-    return KeyResult(resources=resources, next_url=next_url,
-                     codes_read=len(resources) if observation_codes is not None and classified is not None else 0)
+    return KeyResult(resources=resources, next_url=next_url)
 
 
 def gather(
@@ -197,12 +204,8 @@ def gather(
     resources: list[dict] = []
     by_type: dict[str, list[dict]] = {}  # the Patients and the medication data only (_BY_TYPE)
     seen: dict[str, set] = {}  # the ids already in the record, by type
-    for result in keys.values():
-        done = min(result.codes_read, len(result.resources))
-        _add_unique(result.resources[:done] if done < len(result.resources) else result.resources,
-                    resources, by_type, seen)
-        if done < len(result.resources):
-            _add_unique(result.resources[done:], resources, by_type, seen, observation_codes, classified)
+    for result in keys.values():  # prefetched Observations were classified as read; fetched pages are here
+        _add_unique(result.resources, resources, by_type, seen, observation_codes, classified)
     _check_patient(request, by_type.get("Patient", []))
     medication_data = [r for t in ("Medication", *MEDICATION_TYPES) for r in by_type.get(t, [])]
     if _resolve_medications(request, keys, fetcher, medication_data):
@@ -224,12 +227,11 @@ def _add_unique(found: list[dict], resources: list[dict], by_type: dict[str, lis
     are read by the FHIR client, without the codes)."""
     for resource in found:
         resource_type = resource.get("resourceType")
-        if observation_codes is not None and resource_type == "Observation":
-            classification = classify_observation(resource, observation_codes)
-            if classification is None:
-                continue
-            if classified is not None:
-                classified[id(resource)] = classification
+        if resource_type == "Observation" and not (
+            (classified is not None and id(resource) in classified)  # a prefetched one, classified as it was read
+            or _read_by_a_rule(resource, observation_codes, classified)
+        ):
+            continue
         resource_id = resource.get("id")
         # An id that is an object or an array (not valid FHIR: validation reports it) cannot say what is a duplicate.
         if resource_id is not None and (type(resource_id) is str or not isinstance(resource_id, (dict, list))):
