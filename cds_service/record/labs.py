@@ -14,7 +14,7 @@ only as far as the rules read them (LabPanel).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from .codes import ReadCodes, read_codes
@@ -31,7 +31,6 @@ BOUNDING_COMPARATORS = frozenset({"<", "<=", ">", ">="})
 # How far ahead of `now` a result still counts (clocks differ between systems: a result filed minutes "in the
 # future" is current, one dated days ahead is not).
 LAB_WINDOW_AHEAD = timedelta(hours=1)
-_fromisoformat = datetime.fromisoformat
 
 
 def lab_windows(terms: Terminology, now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -245,17 +244,9 @@ def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
 def observation_effective(resource: dict) -> datetime | None:
     """When an Observation was taken: effectiveDateTime, else the start of effectivePeriod, else effectiveInstant,
     else when it was issued. The selection reads dates the same way (selection.select_and_validate)."""
-    value = resource.get("effectiveDateTime")
-    if type(value) is str and len(value) > 10 and value[10] == "T":
-        # The common full dateTime, read at once as parse_datetime reads it (fhir_values: the same fast path).
-        try:
-            parsed = _fromisoformat(value)
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-        except ValueError:
-            pass
     period = resource.get("effectivePeriod")
     return (
-        parse_datetime(value)
+        parse_datetime(resource.get("effectiveDateTime"))
         or parse_datetime(period.get("start") if isinstance(period, dict) else None)
         or parse_datetime(resource.get("effectiveInstant"))
         or parse_datetime(resource.get("issued"))

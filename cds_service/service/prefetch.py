@@ -158,8 +158,8 @@ def gather(
 
     `observation_codes` (the LOINC codes the rules read): an Observation with none of them, as its code or a panel
     component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
-    own test (record.codes.has_loinc_code). The codes and the date of each Observation kept are worked out once,
-    here, and carried in PatientRecord.observation_codes."""
+    own test (labs.classify_observation: record.codes.read_codes, has_loinc_code in its fast form). The codes and the
+    date of each Observation kept are worked out once, here, and carried in PatientRecord.observation_codes."""
     keys: dict[str, KeyResult] = {}
     classified: dict[int, ObservationClass] = {}
     queries: dict[str, str] = {}
