@@ -2,11 +2,13 @@
 
 On a shared machine the end-to-end latencies of `python -m bench` move with the other load; CPU time per stage
 (time.process_time, the minimum over repetitions) moves much less, so it is the figure to compare two versions of the
-code by. Each repetition runs a whole call as cds_service.service.app.read_json_body and cds_service.service.service_call.handle do,
-on a freshly parsed body, so that nothing validated or read lazily in one repetition is reused by the next:
-the lab results, Conditions and medications the rules read are validated inside "facts + rules + cards".
-"protocol + prefetch" reads each Observation of the record once: the LOINC codes the rules read (those without any
-are left out there) and its date, which the selection and the lab panel reuse (record.labs.classify_observation).
+code by. Each repetition runs a whole call as cds_service.service.service_call.handle does, from the body's bytes, so
+that nothing validated or read lazily in one repetition is reused by the next: the lab results, Conditions and
+medications the rules read are validated inside "facts + rules + cards". "read the body" is the scan of
+record/request_scan.py: the Observations no rule can read (no read LOINC code, or dated outside every window of their
+analytes) are never parsed, and the codes and date of each one kept are worked out there, once; "protocol + prefetch"
+reads the other Observations of the record (none, from a prefetch) the same way. "orjson" is what parsing the whole
+body costs (the service's parse before the scan), for comparison.
 "token check" is the production path's verification of the call's JWT (ES384 signature, claims, the replay cache
 shared by gunicorn's workers), on a fresh token each time; the other columns do not include it.
 The garbage collector runs with the service's thresholds (cds_service.service.warm_up, set at start-up), and start-up
@@ -27,6 +29,8 @@ from cds_service.record import selection
 from cds_service.engine.evaluate import evaluate
 from cds_service.record.facts import build_facts
 from cds_service.record.json_text import parse_json
+from cds_service.record.labs import lab_windows
+from cds_service.record.request_scan import parse_call_body
 from cds_service.service.prefetch import gather
 from cds_service.service.protocol import parse_hook_request
 from cds_service.engine.rules import Context
@@ -40,7 +44,7 @@ from .data import SERVICE_ID, SIZES, benchmark_patients
 from .tokens import Issuer
 
 DEFAULT_GC = (700, 10, 10)  # Python's own thresholds
-STAGES = ("JSON parse (orjson)", "protocol + prefetch", "select (+ Patient)", "facts + rules + cards")
+STAGES = ("read the body (scan)", "protocol + prefetch", "select (+ Patient)", "facts + rules + cards")
 AUDIENCE = "https://cds.bench.invalid/cds-services/" + SERVICE_ID
 
 
@@ -48,10 +52,12 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     """CPU seconds of each stage of one call, and its evaluation."""
     clock = time.process_time
     marks = [clock()]
-    body = parse_json(raw)
+    body, classified = parse_call_body(raw, terms.read_loinc_codes,
+                                       selection.ObservationRoles(terms, lab_windows(terms, now)))
     marks.append(clock())
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=True)
-    record = gather(request, service.prefetch, set(service.required), None, observation_codes=terms.read_loinc_codes)
+    record = gather(request, service.prefetch, set(service.required), None, observation_codes=terms.read_loinc_codes,
+                    classified=classified)
     marks.append(clock())
     window = knowledge().procedure_window_days  # as cds_service.service.service_call.handle selects
     selected = selection.select_and_validate(record.resources, request.patient_id, terms, now=now,
@@ -99,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     service, terms = services()[SERVICE_ID], terminology()
     settings = Settings(auth="off", log_level="WARNING")
     check = token_check(args.repeat)
-    print("| patient | " + " | ".join(STAGES) + " | service total (no parse) | token check | cards | "
-          "json.loads (the baseline's parse) |")
-    print("|---|" + "---|" * (len(STAGES) + 4))
+    print("| patient | " + " | ".join(STAGES) + " | service total | token check | cards | "
+          "orjson (the whole body) | json.loads (the baseline's parse) |")
+    print("|---|" + "---|" * (len(STAGES) + 5))
     for size in sizes:
         raw = patients[size].body()
         now = datetime.now(timezone.utc)
@@ -111,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.repeat)):
             times, evaluation = one_call(raw, service, terms, settings, now)
             best = [min(b, t) for b, t in zip(best, times)]
-            best_total = min(best_total, sum(times[1:]))
+            best_total = min(best_total, sum(times))
+        whole_parse = float("inf")
+        for _ in range(max(1, args.repeat)):
+            started = time.process_time()
+            parse_json(raw)
+            whole_parse = min(whole_parse, time.process_time() - started)
         baseline_parse = float("inf")
         gc.set_threshold(*DEFAULT_GC)  # the floor is a plain Flask app: Python's default collector
         for _ in range(max(1, args.repeat)):
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.set_threshold(*service_gc)
         cells = " | ".join(f"{t * 1000:.1f}" for t in best)
         print(f"| {size} | {cells} | {best_total * 1000:.1f} | {check * 1000:.1f} | {len(evaluation.cards)} | "
-              f"{baseline_parse * 1000:.1f} |")
+              f"{whole_parse * 1000:.1f} | {baseline_parse * 1000:.1f} |")
     return 0
 
 

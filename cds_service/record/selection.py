@@ -98,6 +98,31 @@ def _role(codes: ReadCodes, terms: Terminology, windows: dict[str, tuple[datetim
     return reads, bool(reads) and not coded, span
 
 
+class ObservationRoles:
+    """The roles (_role) of Observations by their read codes, at one `now`: worked out once for all the Observations
+    with the same codes of their own and no component (nearly every lab result). Shared by the selection and the scan
+    of a request body (request_scan), which leave out the same Observations."""
+
+    def __init__(self, terms: Terminology, windows: dict[str, tuple[datetime, datetime]] | None):
+        self._terms = terms
+        self._windows = windows
+        self._roles: dict[tuple[str, ...], tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]] = {}
+
+    def of(self, codes: ReadCodes) -> tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]:
+        role = None if codes[1] else self._roles.get(codes[0])
+        if role is None:
+            role = _role(codes, self._terms, self._windows)
+            if not codes[1]:
+                self._roles[codes[0]] = role
+        return role
+
+    def out_of_reach(self, codes: ReadCodes, effective: datetime | None) -> bool:
+        """A lab result dated outside the window of every analyte it holds: no rule can read it. One without a
+        readable date is kept (the panel reports it unusable)."""
+        _, lab, span = self.of(codes)
+        return lab and span is not None and effective is not None and not span[0] <= effective <= span[1]
+
+
 def _done_before(procedure: dict, since: datetime) -> bool:
     """A Procedure no rule can count: not in progress, and done before `since` or at no known time."""
     if procedure.get("status") == "in-progress":
@@ -118,9 +143,7 @@ def select_and_validate(
     selected = SelectedResources()
     windows = lab_windows(terms, now) if now is not None else None
     read = terms.read_loinc_codes
-    # The role of the Observations with the same codes of their own and no component (nearly all lab results): what
-    # the panel reads from them, whether they are lab results, and the window they must be dated in.
-    roles: dict[tuple[str, ...], tuple[tuple[LabRead, ...], bool, tuple[datetime, datetime] | None]] = {}
+    roles = ObservationRoles(terms, windows)
     for resource in resources:
         # An Observation as gathering read it: its codes and date, without reading the resource again (thousands a
         # record); the very same dict only.
@@ -139,17 +162,9 @@ def select_and_validate(
                 effective = observation_effective(resource)
         lab = False
         if resource_type == "Observation":
-            role = None if codes[1] else roles.get(codes[0])
-            if role is None:
-                role = _role(codes, terms, windows)
-                if not codes[1]:
-                    roles[codes[0]] = role
-            reads, lab, span = role
-            if lab:
-                # Outside the window of every analyte it holds, no rule can read it; without a readable date it is
-                # kept (the panel reports it unusable).
-                if span is not None and effective is not None and not span[0] <= effective <= span[1]:
-                    continue
+            reads, lab, _ = roles.of(codes)
+            if lab and roles.out_of_reach(codes, effective):
+                continue
         elif resource_type == "Procedure" and procedures_since is not None and _done_before(resource, procedures_since):
             continue  # tested before the value sets below: the cheaper of two tests that both leave it out
         elif resource_type in _READ_BY_VALUE_SET and not any(

@@ -26,7 +26,7 @@ from .feedback import log_feedback, validate_feedback
 from .operations import Operations
 from .prefetch import Fetcher
 from .security import Authenticator
-from .service_call import find_service
+from .service_call import INVALID_JSON, find_service
 from .settings import Settings
 
 EXTENSION = "calcinosis-cds"
@@ -54,6 +54,18 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def read_json_body() -> Any:
     """The request's JSON body, or a 4xx: 415 for another content type, 413 when too large, 400 when malformed."""
+    raw = read_body_bytes()
+    try:
+        # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
+        # resource before it is validated (record/validation.py), not on the whole body, which costs as much as
+        # parsing it.
+        return parse_json(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest(INVALID_JSON) from None
+
+
+def read_body_bytes() -> bytes:
+    """The request's body as sent, or a 4xx: 415 for another content type than JSON, 413 when too large."""
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
@@ -76,13 +88,7 @@ def read_json_body() -> Any:
         raise
     except Exception:  # noqa: BLE001 - gunicorn's framing errors (bad chunk sizes...) and broken connections
         raise BadRequest("the request body could not be read: malformed chunked framing, or the connection broke") from None
-    try:
-        # The parser bounds nesting itself (RecursionError). Deeper checks are made where recursion happens: on each
-        # resource before it is validated (record/validation.py), not on the whole body, which costs as much as
-        # parsing it.
-        return parse_json(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest("the request body is not valid JSON, or is nested too deeply to read") from None
+    return raw
 
 
 def authenticate() -> dict | None:
@@ -122,7 +128,7 @@ def discovery():
 def service_call(service_id: str):
     claims = authenticate()  # before anything: an unauthenticated caller learns nothing, not even which ids exist
     service = find_service(service_id)
-    body = read_json_body()
+    body = read_body_bytes()  # parsed by the call (service_call.handle), which leaves out what no rule can read
     current = state()
     result = current.operations.call(service, body, fetcher=current.fetcher, issuer=g.issuer, tenant=g.tenant,
                                      fhir_servers=fhir_servers(claims), rule_page_base=rule_page_base(current.settings))

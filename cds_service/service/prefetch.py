@@ -153,15 +153,17 @@ def gather(
     required: set[str],
     fetcher: Fetcher | None,
     observation_codes: frozenset[str] | None = None,
+    classified: dict[int, ObservationClass] | None = None,
 ) -> PatientRecord:
     """Collect the patient's record for a service call; raise PreconditionFailed when required data is missing.
 
     `observation_codes` (the LOINC codes the rules read): an Observation with none of them, as its code or a panel
     component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
     own test (labs.classify_observation: record.codes.read_codes, has_loinc_code in its fast form). The codes and the
-    date of each Observation kept are worked out once, here, and carried in PatientRecord.observation_codes."""
+    date of each Observation kept are worked out once, here, and carried in PatientRecord.observation_codes.
+    `classified`: those the request body's scan already worked out (record.request_scan), not worked out again."""
     keys: dict[str, KeyResult] = {}
-    classified: dict[int, ObservationClass] = {}
+    classified = dict(classified) if classified else {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
     for key, template in templates.items():

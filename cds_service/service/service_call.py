@@ -17,11 +17,13 @@ from cds_service.engine.rules import Context, RuleSettings
 from cds_service.engine.screening import Screen
 from cds_service.record.draft_orders import read_draft_orders
 from cds_service.record.facts import build_facts
-from cds_service.record.selection import select_and_validate
+from cds_service.record.labs import lab_windows
+from cds_service.record.request_scan import parse_call_body
+from cds_service.record.selection import ObservationRoles, select_and_validate
 
 from .clock import Clock
 from .discovery import Service, services
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .outbound import AllowedServers
 from .prefetch import Fetcher, KeyResult, gather
 from .protocol import HookRequest, parse_hook_request
@@ -47,6 +49,9 @@ def rule_settings(settings: Settings) -> RuleSettings:
     """The service's settings that rules read."""
     return RuleSettings(low_dose_warfarin_mg_per_day=settings.low_dose_warfarin_mg_per_day)
 
+
+# What a body that is not JSON gets (400), whether the HTTP layer or the call parses it.
+INVALID_JSON = "the request body is not valid JSON, or is nested too deeply to read"
 
 NOT_ALLOWED = ("not fetched: the fhirServer is not one this service may fetch from for this caller "
                "(fhir_servers in the issuers file, or CDS_FHIR_SERVERS)")
@@ -98,15 +103,23 @@ def handle(
     screen_for: Callable[[HookRequest], Screen] | None = None,
     switched_off: frozenset[str] = frozenset(),
 ) -> CallResult:
-    """Answer one service call. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
+    """Answer one service call; `body` parsed, or the request body's bytes. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
     request's own base URL): every card links to its rule's page there (decision A20).
     `fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
     knowledge = cards.knowledge()
     terms = knowledge.terminology
+    now = clock()
+    classified = None
+    if isinstance(body, bytes):
+        # The body as it came: read without building the Observations no rule can read (record/request_scan.py).
+        try:
+            body, classified = parse_call_body(body, terms.read_loinc_codes, ObservationRoles(terms, lab_windows(terms, now)))
+        except (ValueError, RecursionError):
+            raise BadRequest(INVALID_JSON) from None
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
     request, fetcher = fetch_access(request, fetcher, settings.fhir_servers if fhir_servers is None else fhir_servers)
-    record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes)
-    now = clock()
+    record = gather(request, service.prefetch, set(service.required), fetcher, observation_codes=terms.read_loinc_codes,
+                    classified=classified)
     procedures_since = (now - timedelta(days=knowledge.procedure_window_days)
                         if knowledge.procedure_window_days is not None else None)
     selected = select_and_validate(record.resources, request.patient_id, terms, now=now, procedures_since=procedures_since,

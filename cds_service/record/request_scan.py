@@ -1,0 +1,168 @@
+"""Read a service call's JSON body without building the Observations no rule can read.
+
+A record is mostly Observations the rules never read: vital signs, surveys, other labs, and years of the analytes
+they do read, outside their look-back windows (a dialysis patient: thousands). Parsing them into Python objects only
+to drop them in gathering was the largest part of a large call (docs/performance.md). Here each prefetched search
+Bundle is scanned twice by msgspec, in C: once for each entry's resource as raw JSON text, once for the few members
+of each resource that decide whether a rule can read it (its type, codes, components and dates). An Observation is
+left out, never parsed, when
+
+- it carries none of the LOINC codes the rules read, as its code or a component's (labs.classify_observation), or
+- it is a lab result dated outside the window of every analyte it holds (selection.ObservationRoles.out_of_reach),
+
+the very tests, on the very values, by which gathering and the selection leave it out of a body parsed whole; every
+other resource and member is parsed with json_text.parse_json, as the whole body would be. The codes and date of each
+Observation kept come with it (prefetch.PatientRecord.observation_codes) and are not worked out again.
+
+A lab result left out for its date still has its say in one thing: a resource in two prefetch keys counts once
+(prefetch.gather keeps the first of each type and id). So one with an id stays in its place as a stub, its type and
+id only, classified with its codes and date; the selection leaves it out at once, as it does the same result parsed
+whole (selection.ObservationRoles.out_of_reach), before reading anything else of it.
+
+Whatever the scan cannot read exactly so (JSON that msgspec refuses or orjson would, text that is not UTF-8, an entry
+or resource that is not an object, `entry` not an array) is parsed whole instead, with the same errors and results.
+Members that neither CDS Hooks defines for a request nor FHIR for a Bundle are not kept (the service reads none).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from .json_text import parse_json
+from .labs import ObservationClass, classify_observation
+from .selection import ObservationRoles
+
+_Raw = msgspec.Raw
+_UNSET = msgspec.UNSET
+
+
+class _Body(msgspec.Struct):
+    """A CDS Hooks request's members (the specification's; the service reads no other); each prefetch value as text."""
+
+    hook: Any = _UNSET
+    hookInstance: Any = _UNSET
+    fhirServer: Any = _UNSET
+    fhirAuthorization: Any = _UNSET
+    context: Any = _UNSET
+    prefetch: dict[str, _Raw] | None | msgspec.UnsetType = _UNSET
+    extension: Any = _UNSET
+
+
+class _Head(msgspec.Struct):
+    """The members of a resource that decide whether a rule can read it (labs.classify_observation reads these and
+    no other), built as parse_json builds them; the rest of the resource is skipped."""
+
+    resourceType: Any = None
+    id: Any = None
+    code: Any = None
+    component: Any = None
+    effectiveDateTime: Any = None
+    effectivePeriod: Any = None
+    effectiveInstant: Any = None
+    issued: Any = None
+
+
+class _HeadEntry(msgspec.Struct):
+    resource: _Head | None = None
+
+
+class _Bundle(msgspec.Struct):
+    """A Bundle's members (FHIR R4's: a Bundle has no other), its entries' resources read as _Head."""
+
+    resourceType: Any = _UNSET
+    id: Any = _UNSET
+    meta: Any = _UNSET
+    implicitRules: Any = _UNSET
+    language: Any = _UNSET
+    identifier: Any = _UNSET
+    type: Any = _UNSET
+    timestamp: Any = _UNSET
+    total: Any = _UNSET
+    link: Any = _UNSET
+    entry: list[_HeadEntry] | None | msgspec.UnsetType = _UNSET
+    signature: Any = _UNSET
+
+
+class _BundleEntries(msgspec.Struct):
+    """A Bundle's entries, each as text."""
+
+    entry: list[_Raw] = []
+
+
+_body = msgspec.json.Decoder(_Body)
+_bundle = msgspec.json.Decoder(_Bundle)
+_bundle_entries = msgspec.json.Decoder(_BundleEntries)
+
+
+def _present(struct: msgspec.Struct, skip: str = "") -> dict[str, Any]:
+    """The members a struct read, in its fields' order, as a dict (UNSET: absent from the text)."""
+    return {name: value for name in struct.__struct_fields__
+            if name != skip and (value := getattr(struct, name)) is not _UNSET}
+
+
+def parse_call_body(raw: bytes, read_codes: frozenset[str], roles: ObservationRoles,
+                    ) -> tuple[Any, dict[int, ObservationClass]]:
+    """(the body as parse_json reads it, less the prefetched Observations no rule can read; the ObservationClass of
+    each prefetched Observation kept, by id() of its dict). Raises what parse_json raises for a body that is not
+    JSON. `read_codes`: terminology.read_loinc_codes; `roles`: the selection's, at the call's `now`."""
+    classified: dict[int, ObservationClass] = {}
+    try:
+        if not raw.isascii():
+            raw.decode("utf-8")  # the scan skips text without reading it: refuse what a whole parse would refuse
+        scanned = _body.decode(raw)
+        body = _present(scanned)
+        if isinstance(scanned.prefetch, dict):
+            body["prefetch"] = {key: _prefetch_value(value, read_codes, roles, classified)
+                                for key, value in scanned.prefetch.items()}
+    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, RecursionError):
+        return parse_json(raw), {}  # what the scan cannot read exactly as a whole parse does (the module's docstring)
+    return body, classified
+
+
+def _parse(raw: _Raw) -> Any:
+    return parse_json(memoryview(raw))
+
+
+def _prefetch_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles,
+                    classified: dict[int, ObservationClass]) -> Any:
+    """One prefetch value: a search Bundle with its entries scanned, anything else parsed whole."""
+    text = memoryview(raw)
+    if text[:1] != b"{":
+        return parse_json(text)  # null, or something the protocol refuses
+    try:
+        bundle = _bundle.decode(raw)
+    except msgspec.ValidationError:
+        return parse_json(text)  # an entry or resource that is not an object, `entry` not an array: the old way
+    if bundle.resourceType != "Bundle" or not bundle.entry:
+        return parse_json(text)  # a resource (the Patient), or a Bundle with no entry
+    entries = _bundle_entries.decode(raw).entry
+    kept = []
+    for head_entry, raw_entry in zip(bundle.entry, entries):
+        head = head_entry.resource
+        found = None
+        if head is not None and head.resourceType == "Observation":
+            skeleton = {"code": head.code, "component": head.component, "effectiveDateTime": head.effectiveDateTime,
+                        "effectivePeriod": head.effectivePeriod, "effectiveInstant": head.effectiveInstant,
+                        "issued": head.issued}
+            found = classify_observation(skeleton, read_codes)
+            if found is None:
+                continue
+            if roles.out_of_reach(found[1], found[2]):
+                if head.id is not None:  # a stub in its place, for the record's one-per-id rule (the docstring)
+                    stub = {"resourceType": "Observation", "id": head.id}
+                    classified[id(stub)] = (stub, found[1], found[2])
+                    kept.append({"resource": stub})
+                continue
+        entry = _parse(raw_entry)  # the entry whole (fullUrl, search...), as a whole parse reads it
+        if found is not None:
+            resource = entry["resource"]
+            # A panel's codes name its component dicts (A19): those of the resource itself, not of the scan's copy.
+            classified[id(resource)] = (classify_observation(resource, read_codes) if found[1][1]
+                                        else (resource, found[1], found[2]))
+        kept.append(entry)
+    scanned = _present(bundle, skip="entry")
+    scanned["entry"] = kept
+    return scanned
