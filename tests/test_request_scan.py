@@ -29,9 +29,9 @@ SETTINGS = Settings(auth="off", fhir_allow_http=True, log_level="WARNING")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def scan(body: bytes | dict, now=NOW):
+def scan(body: bytes | dict, now=NOW, keys=None):
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return parse_call_body(raw, READ, ObservationRoles(TERMS, lab_windows(TERMS, now)))
+    return parse_call_body(raw, READ, ObservationRoles(TERMS, lab_windows(TERMS, now)), keys=keys)
 
 
 def answer(service_id: str, body, now=NOW) -> str:
@@ -99,6 +99,19 @@ def test_a_lab_result_outside_every_window_is_a_stub_and_one_without_a_readable_
     stub = body["prefetch"]["observations"]["entry"][0]["resource"]
     assert stub == {"resourceType": "Observation", "id": "old"}
     assert classified[id(stub)] == (stub, (("2777-1",), ()), NOW - timedelta(days=3 * 365))
+
+
+def test_a_stub_only_where_it_can_matter():
+    keys = service_call.services()[PATIENT_VIEW].prefetch
+    old, recent = observation("old", "2777-1", OLD), observation("recent", "2777-1", RECENT)
+    body = request_with_labs(old, recent)
+    assert stubs(scan(body, keys=keys)[0]) == [], "every key sent, no next page, no other copy: no stub"
+    assert stubs(scan(request_with_labs(old, recent, observation("old", "2777-1", RECENT)), keys=keys)[0]) == ["old"]
+    assert stubs(scan(body, keys=[*keys, "more"])[0]) == ["old"], "a key to fetch"
+    body["prefetch"]["observations"]["link"] = [{"relation": "next", "url": "https://ehr.example/Observation?page=2"}]
+    assert stubs(scan(body, keys=keys)[0]) == ["old"], "a next page to fetch"
+    unhashable = observation({"not": "an id"}, "2777-1", OLD)
+    assert kept_ids(scan(request_with_labs(unhashable, recent))[0]) == ["recent"], "an id that makes no duplicate"
 
 
 def test_a_stub_keeps_its_place_among_copies_of_one_observation():

@@ -14,10 +14,11 @@ the very tests, on the very values, by which gathering and the selection leave i
 other resource and member is parsed with json_text.parse_json, as the whole body would be. The codes and date of each
 Observation kept come with it (prefetch.PatientRecord.observation_codes) and are not worked out again.
 
-A lab result left out for its date still has its say in one thing: a resource in two prefetch keys counts once
-(prefetch.gather keeps the first of each type and id). So one with an id stays in its place as a stub, its type and
-id only, classified with its codes and date; the selection leaves it out at once, as it does the same result parsed
-whole (selection.ObservationRoles.out_of_reach), before reading anything else of it.
+A lab result left out for its date can still have its say in one thing: a resource in two prefetch keys counts once
+(prefetch.gather keeps the first of each type and id). Where that can matter (another Observation of the record has
+its id, or gathering may fetch more: a prefetch key absent, a Bundle with a next page), it stays in its place as a
+stub, its type and id only, classified with its codes and date; the selection leaves it out at once, as it does the
+same result parsed whole (selection.ObservationRoles.out_of_reach), before reading anything else of it.
 
 Whatever the scan cannot read exactly so (JSON that msgspec refuses or orjson would, text that is not UTF-8, an entry
 or resource that is not an object, `entry` not an array) is parsed whole instead, with the same errors and results.
@@ -26,8 +27,8 @@ Members that neither CDS Hooks defines for a request nor FHIR for a Bundle are n
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections import Counter
+from typing import Any, Collection
 
 import msgspec
 
@@ -104,10 +105,11 @@ def _present(struct: msgspec.Struct, skip: str = "") -> dict[str, Any]:
 
 
 def parse_call_body(raw: bytes, read_codes: frozenset[str], roles: ObservationRoles,
-                    ) -> tuple[Any, dict[int, ObservationClass]]:
+                    keys: Collection[str] | None = None) -> tuple[Any, dict[int, ObservationClass]]:
     """(the body as parse_json reads it, less the prefetched Observations no rule can read; the ObservationClass of
     each prefetched Observation kept, by id() of its dict). Raises what parse_json raises for a body that is not
-    JSON. `read_codes`: terminology.read_loinc_codes; `roles`: the selection's, at the call's `now`."""
+    JSON. `read_codes`: terminology.read_loinc_codes; `roles`: the selection's, at the call's `now`; `keys`: the
+    service's prefetch keys (None: as if some were absent, so that every stub is kept)."""
     classified: dict[int, ObservationClass] = {}
     try:
         if not raw.isascii():
@@ -115,8 +117,15 @@ def parse_call_body(raw: bytes, read_codes: frozenset[str], roles: ObservationRo
         scanned = _body.decode(raw)
         body = _present(scanned)
         if isinstance(scanned.prefetch, dict):
-            body["prefetch"] = {key: _prefetch_value(value, read_codes, roles, classified)
-                                for key, value in scanned.prefetch.items()}
+            scans = {key: _scan_value(value, read_codes, roles) for key, value in scanned.prefetch.items()}
+            ids: Counter = Counter()
+            may_fetch = keys is None or any(key not in scans for key in keys)
+            for result in scans.values():
+                if isinstance(result, _Scan):
+                    ids.update(result.observation_ids)
+                    may_fetch = may_fetch or result.has_next
+            body["prefetch"] = {key: result.bundle(classified, read_codes, ids, may_fetch)
+                                if isinstance(result, _Scan) else result for key, result in scans.items()}
     except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, RecursionError):
         return parse_json(raw), {}  # what the scan cannot read exactly as a whole parse does (the module's docstring)
     return body, classified
@@ -126,9 +135,55 @@ def _parse(raw: _Raw) -> Any:
     return parse_json(memoryview(raw))
 
 
-def _prefetch_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles,
-                    classified: dict[int, ObservationClass]) -> Any:
-    """One prefetch value: a search Bundle with its entries scanned, anything else parsed whole."""
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+class _Scan:
+    """A search Bundle scanned: for each entry, what to do with it; the ids of its Observations a rule may read."""
+
+    def __init__(self, bundle: _Bundle, entries: list[_Raw]):
+        self.members = bundle
+        self.has_next = _has_next(bundle.link)
+        # (the entry's text, its ObservationClass found by the scan) for an entry to parse; (None, (id, codes, date))
+        # for a stub.
+        self.decisions: list[tuple[_Raw | None, Any]] = []
+        self.observation_ids: list[Any] = []
+        self.entries = entries
+
+    def bundle(self, classified: dict[int, ObservationClass], read_codes: frozenset[str], ids: Counter,
+               may_fetch: bool) -> dict[str, Any]:
+        kept = []
+        for raw_entry, found in self.decisions:
+            if raw_entry is None:
+                stub_id, codes, effective = found
+                if may_fetch or ids[stub_id] > 1:  # a stub only where it can matter (the module's docstring)
+                    stub = {"resourceType": "Observation", "id": stub_id}
+                    classified[id(stub)] = (stub, codes, effective)
+                    kept.append({"resource": stub})
+                continue
+            entry = _parse(raw_entry)  # the entry whole (fullUrl, search...), as a whole parse reads it
+            if found is not None:
+                resource = entry["resource"]
+                # A panel's codes name its component dicts (A19): the resource's own, not those of the scan's copy.
+                classified[id(resource)] = (classify_observation(resource, read_codes) if found[1][1]
+                                            else (resource, found[1], found[2]))
+            kept.append(entry)
+        scanned = _present(self.members, skip="entry")
+        scanned["entry"] = kept
+        return scanned
+
+
+def _has_next(links: Any) -> bool:
+    return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+
+
+def _scan_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles) -> Any:
+    """One prefetch value: a search Bundle scanned (_Scan), anything else parsed whole."""
     text = memoryview(raw)
     if text[:1] != b"{":
         return parse_json(text)  # null, or something the protocol refuses
@@ -138,9 +193,9 @@ def _prefetch_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRol
         return parse_json(text)  # an entry or resource that is not an object, `entry` not an array: the old way
     if bundle.resourceType != "Bundle" or not bundle.entry:
         return parse_json(text)  # a resource (the Patient), or a Bundle with no entry
-    entries = _bundle_entries.decode(raw).entry
-    kept = []
-    for head_entry, raw_entry in zip(bundle.entry, entries):
+    scan = _Scan(bundle, _bundle_entries.decode(raw).entry)
+    decisions, ids = scan.decisions, scan.observation_ids
+    for head_entry, raw_entry in zip(bundle.entry, scan.entries):
         head = head_entry.resource
         found = None
         if head is not None and head.resourceType == "Observation":
@@ -149,20 +204,15 @@ def _prefetch_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRol
                         "issued": head.issued}
             found = classify_observation(skeleton, read_codes)
             if found is None:
-                continue
+                continue  # as gathering leaves it out, before anything else
+            # An id that cannot be hashed (an object: not valid FHIR) makes no duplicate (prefetch._add_unique).
+            counted = head.id is not None and _hashable(head.id)
+            if counted:
+                ids.append(head.id)
             if roles.out_of_reach(found[1], found[2]):
-                if head.id is not None:  # a stub in its place, for the record's one-per-id rule (the docstring)
-                    stub = {"resourceType": "Observation", "id": head.id}
-                    classified[id(stub)] = (stub, found[1], found[2])
-                    kept.append({"resource": stub})
+                if counted:
+                    decisions.append((None, (head.id, found[1], found[2])))
                 continue
-        entry = _parse(raw_entry)  # the entry whole (fullUrl, search...), as a whole parse reads it
-        if found is not None:
-            resource = entry["resource"]
-            # A panel's codes name its component dicts (A19): those of the resource itself, not of the scan's copy.
-            classified[id(resource)] = (classify_observation(resource, read_codes) if found[1][1]
-                                        else (resource, found[1], found[2]))
-        kept.append(entry)
-    scanned = _present(bundle, skip="entry")
-    scanned["entry"] = kept
-    return scanned
+        decisions.append((raw_entry, found))
+    bundle.entry = None  # the heads are done with
+    return scan

@@ -113,7 +113,8 @@ def handle(
     if isinstance(body, bytes):
         # The body as it came: read without building the Observations no rule can read (record/request_scan.py).
         try:
-            body, classified = parse_call_body(body, terms.read_loinc_codes, ObservationRoles(terms, lab_windows(terms, now)))
+            roles = ObservationRoles(terms, lab_windows(terms, now))
+            body, classified = parse_call_body(body, terms.read_loinc_codes, roles, keys=service.prefetch)
         except (ValueError, RecursionError):
             raise BadRequest(INVALID_JSON) from None
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=settings.fhir_allow_http)
