@@ -52,8 +52,8 @@ def one_call(raw: bytes, service, terms, settings, now) -> tuple[list[float], ob
     """CPU seconds of each stage of one call, and its evaluation."""
     clock = time.process_time
     marks = [clock()]
-    body, classified = parse_call_body(raw, terms.read_loinc_codes,
-                                       selection.ObservationRoles(terms, lab_windows(terms, now)), keys=service.prefetch)
+    roles = selection.ObservationRoles(terms, lab_windows(terms, now))
+    body, classified = parse_call_body(raw, terms.read_loinc_codes, roles, keys=service.prefetch)
     marks.append(clock())
     request = parse_hook_request(body, expected_hook=service.hook, allow_http_fhir_server=True)
     record = gather(request, service.prefetch, set(service.required), None, observation_codes=terms.read_loinc_codes,

@@ -2,10 +2,10 @@
 
 A record is mostly Observations the rules never read: vital signs, surveys, other labs, and years of the analytes
 they do read, outside their look-back windows (a dialysis patient: thousands). Parsing them into Python objects only
-to drop them in gathering was the largest part of a large call (docs/performance.md). Here each prefetched search
-Bundle is scanned twice by msgspec, in C: once for each entry's resource as raw JSON text, once for the few members
-of each resource that decide whether a rule can read it (its type, codes, components and dates). An Observation is
-left out, never parsed, when
+to drop them in gathering was the largest part of a large call (docs/performance.md). Here msgspec reads, in C, the
+request's members with each prefetch value as raw JSON text; then each prefetched search Bundle twice: once for the
+few members of each resource that decide whether a rule can read it (its type, id, codes, components and dates),
+once for each entry as raw text. An Observation is left out, never parsed, when
 
 - it carries none of the LOINC codes the rules read, as its code or a component's (labs.classify_observation), or
 - it is a lab result dated outside the window of every analyte it holds (selection.ObservationRoles.out_of_reach),

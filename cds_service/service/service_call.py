@@ -103,8 +103,9 @@ def handle(
     screen_for: Callable[[HookRequest], Screen] | None = None,
     switched_off: frozenset[str] = frozenset(),
 ) -> CallResult:
-    """Answer one service call; `body` parsed, or the request body's bytes. `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the
-    request's own base URL): every card links to its rule's page there (decision A20).
+    """Answer one service call; `body` parsed, or the request body's bytes (read by record/request_scan.py).
+    `rule_page_base` is where the service's rule pages are (CDS_PUBLIC_URL, else the request's own base URL): every
+    card links to its rule's page there (decision A20).
     `fhir_servers`: what this caller may fetch from (its issuer's list); None: CDS_FHIR_SERVERS."""
     knowledge = cards.knowledge()
     terms = knowledge.terminology
