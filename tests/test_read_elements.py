@@ -9,6 +9,8 @@ import pytest
 
 from cds_service.record import validation as resources
 from cds_service.record.fhir_values import resource_label
+from cds_service.record.json_text import parse_json
+from cds_service.record.labs import UNPARSED
 from cds_service.service import service_call
 
 from .conftest import load_scenario, make_app, scenario_names, scenario_request
@@ -38,12 +40,18 @@ class RecordingResource(dict):
         return dict.__contains__(self, name)
 
 
+def whole(resource: dict) -> dict:
+    """A lab result the body's scan kept unparsed (labs.UNPARSED), parsed: the recording reads what it holds."""
+    text = resource.get(UNPARSED)
+    return resource if text is None else parse_json(memoryview(text))["resource"]
+
+
 @pytest.fixture
 def recorded(monkeypatch):
     real = service_call.select_and_validate
 
     def recording(record_resources, *args, **kwargs):
-        return real([RecordingResource(r) if isinstance(r, dict) else r for r in record_resources], *args, **kwargs)
+        return real([RecordingResource(whole(r)) if isinstance(r, dict) else r for r in record_resources], *args, **kwargs)
 
     RecordingResource.reads = set()
     monkeypatch.setattr(service_call, "select_and_validate", recording)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 import cards
 from cds_service.record.json_text import parse_json
-from cds_service.record.labs import lab_windows
+from cds_service.record.labs import UNPARSED, lab_windows
 from cds_service.record.request_scan import parse_call_body
 from cds_service.record.selection import ObservationRoles
 from cds_service.service import service_call
@@ -58,6 +58,17 @@ def request_with_labs(*resources: dict) -> dict:
     return body
 
 
+def materialized(body: dict) -> dict:
+    """The body with each lab result the scan kept unparsed (a stub holding its entry's text) parsed, as the lab
+    panel parses it when a rule reaches it."""
+    for value in body.get("prefetch", {}).values():
+        if isinstance(value, dict) and isinstance(value.get("entry"), list):
+            value["entry"] = [parse_json(memoryview(entry["resource"][UNPARSED]))
+                              if isinstance(entry.get("resource"), dict) and UNPARSED in entry["resource"] else entry
+                              for entry in value["entry"]]
+    return body
+
+
 def kept_ids(body: dict) -> list:
     return [entry["resource"].get("id") for entry in body["prefetch"]["observations"]["entry"]
             if isinstance(entry.get("resource"), dict)]
@@ -79,9 +90,12 @@ def test_an_observation_no_rule_reads_is_left_out_and_a_read_one_kept_with_its_c
     phosphate = observation("po4", "2777-1", RECENT, valueQuantity={"value": 5.1, "unit": "mg/dL"})
     body, classified = scan(request_with_labs(heart_rate, phosphate))
     assert kept_ids(body) == ["po4"]
-    resource = body["prefetch"]["observations"]["entry"][0]["resource"]
-    assert resource == phosphate  # parsed whole, every member
-    assert classified[id(resource)] == (resource, (("2777-1",), ()), NOW - timedelta(days=10))
+    stub = body["prefetch"]["observations"]["entry"][0]["resource"]
+    # A lab result is kept unparsed: what gathering and the selection read of it, and its text for the panel.
+    assert stub.keys() == {"resourceType", "id", "subject", UNPARSED}
+    assert stub["subject"] == phosphate["subject"]
+    assert parse_json(memoryview(stub[UNPARSED]))["resource"] == phosphate  # every member, when parsed
+    assert classified[id(stub)] == (stub, (("2777-1",), ()), NOW - timedelta(days=10))
 
 
 def stubs(body: dict) -> list:
@@ -160,7 +174,7 @@ def test_other_resources_and_members_are_parsed_whole():
                                                              "code": {"text": "calcinosis"}}}]
     body["extension"] = {"anything": [1, 2.5, None, True, "é"]}
     scanned, _ = scan(body)
-    assert scanned == parse_json(orjson.dumps(body))
+    assert materialized(scanned) == parse_json(orjson.dumps(body))
 
 
 @pytest.mark.parametrize("text", [
@@ -189,7 +203,7 @@ def test_members_the_specifications_do_not_define_are_not_kept():
     scanned, _ = scan(body)
     assert "somethingElse" not in scanned and "notABundleMember" not in scanned["prefetch"]["observations"]
     del body["somethingElse"], body["prefetch"]["observations"]["notABundleMember"]
-    assert scanned == body
+    assert materialized(scanned) == body
 
 
 @pytest.mark.parametrize("text", [
@@ -273,3 +287,32 @@ def test_any_record_gets_the_same_answer_as_from_the_body_parsed_whole(data):
     body["prefetch"]["conditions"]["entry"] = [{"resource": CALCINOSIS}]
     text = json.dumps(body).encode()  # json: integers beyond 64 bits too
     assert answer(PATIENT_VIEW, text) == answer(PATIENT_VIEW, parse_json(text))
+
+
+def test_the_panel_parses_a_result_only_when_a_rule_reaches_it(monkeypatch):
+    from cds_service.record import labs
+
+    parsed = []
+    real = labs.parse_json
+    monkeypatch.setattr(labs, "parse_json", lambda text: parsed.append(real(text)["resource"]["id"]) or real(text))
+    results = [observation(f"po4-{days}", "2777-1", (NOW - timedelta(days=days)).isoformat(),
+                           valueQuantity={"value": 5.5, "unit": "mg/dL", "system": "http://unitsofmeasure.org",
+                                          "code": "mg/dL"})
+               for days in (40, 5, 20, 60, 10)]
+    body = request_with_labs(*results)
+    body["prefetch"]["conditions"]["entry"] = [{"resource": CALCINOSIS}]
+    text = orjson.dumps(body)
+    assert answer(PATIENT_VIEW, text) == answer(PATIENT_VIEW, parse_json(text))
+    assert parsed and parsed[0] == "po4-5", "the newest first"
+    assert len(parsed) < len(results) and "po4-60" not in parsed, "an older result no rule reaches is never parsed"
+
+
+def test_a_stub_is_parsed_once_a_call():
+    from cds_service.record.labs import LabPanel
+
+    body, _ = scan(request_with_labs(observation("po4", "2777-1", RECENT)))
+    stub = body["prefetch"]["observations"]["entry"][0]["resource"]
+    panel = LabPanel(now=NOW, terms=TERMS)
+    assert panel.whole(stub) is panel.whole(stub) and panel.whole(stub)["id"] == "po4"
+    plain = {"resourceType": "Observation", "id": "x"}
+    assert panel.whole(plain) is plain

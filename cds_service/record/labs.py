@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from .codes import ReadCodes, read_codes
+from .json_text import parse_json
 from .fhir_values import code_in, codeable_concepts, finite_number, parse_datetime, resource_label
 from .terminology import LabAnalyte, Terminology
 from .validation import ValidateOnRead
@@ -27,6 +28,11 @@ UCUM = "http://unitsofmeasure.org"
 # Comparators that bound a value (A19); "ad" ("sufficient to achieve") says nothing a limit can be compared with.
 BOUNDING_COMPARATORS = frozenset({"<", "<=", ">", ">="})
 
+
+# A lab result the request body's scan kept without parsing it (record/request_scan.py) is a stub: its type, id and
+# subject (what gathering and the selection read of it), with its entry's JSON text under this key (no JSON object
+# has a key that is not a string). The panel parses it when a rule first reaches it (LabPanel.whole).
+UNPARSED = object()
 
 # How far ahead of `now` a result still counts (clocks differ between systems: a result filed minutes "in the
 # future" is current, one dated days ahead is not).
@@ -137,6 +143,8 @@ class LabPanel:
     _read: dict[str, list[LabResult | None]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _latest: dict[str, LabResult | None] = field(default_factory=dict, init=False, repr=False, compare=False)
     _window: dict[str, tuple[datetime, datetime]] | None = field(default=None, init=False, repr=False, compare=False)
+    # id() of a stub (UNPARSED) -> its resource parsed, once a call: a result read for two analytes is one resource
+    _whole: dict[int, dict] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def invalid(self) -> list[dict[str, str]]:
@@ -149,10 +157,21 @@ class LabPanel:
             self._window = lab_windows(self.terms, self.now)
         return self._window[analyte]
 
+    def whole(self, resource: dict) -> dict:
+        """The resource itself: a stub the scan did not parse (UNPARSED) is parsed here, once."""
+        text = resource.get(UNPARSED)
+        if text is None:
+            return resource
+        parsed = self._whole.get(id(resource))
+        if parsed is None:
+            parsed = self._whole[id(resource)] = parse_json(memoryview(text))["resource"]
+        return parsed
+
     def add(self, resource: dict, effective: datetime | None, reads: tuple[LabRead, ...]) -> None:
         """Make an Observation's results candidates (`effective`: observation_effective(resource); `reads`:
         lab_reads), each in its analyte's window; without a date, report each as unusable now."""
         if effective is None:
+            resource = self.whole(resource)
             for analyte, loinc, component in reads:
                 self._report(resource, analyte, loinc, component,
                              read_observation(resource, self.terms.labs[analyte], loinc, component)[1])
@@ -178,6 +197,7 @@ class LabPanel:
             read = self._read[analyte] = []
         for index, (effective, resource, loinc, component) in enumerate(candidates):
             if index == len(read):
+                resource = self.whole(resource)
                 result, why = read_observation(resource, self.terms.labs[analyte], loinc, component, effective)
                 if result is None:
                     self._report(resource, analyte, loinc, component, why)

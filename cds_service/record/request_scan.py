@@ -20,6 +20,11 @@ its id, or gathering may fetch more: a prefetch key absent, a Bundle with a next
 stub, its type and id only, classified with its codes and date; the selection leaves it out at once, as it does the
 same result parsed whole (selection.ObservationRoles.out_of_reach), before reading anything else of it.
 
+A lab result in its window (with no component: nearly all) is not parsed either, yet: the rules read the newest
+few of each analyte. It is kept as a stub of its type, id and subject, the fields gathering and the selection read,
+holding its text (labs.UNPARSED); the lab panel parses it when a rule first reaches it (labs.LabPanel.whole), so a
+dialysis patient's ~750 results of the last year cost a parse only for the ~65 the rules read.
+
 Whatever the scan cannot read exactly so (JSON that msgspec refuses or orjson would, text that is not UTF-8, an entry
 or resource that is not an object, `entry` not an array) is parsed whole instead, with the same errors and results.
 Members that neither CDS Hooks defines for a request nor FHIR for a Bundle are not kept (the service reads none).
@@ -33,7 +38,7 @@ from typing import Any, Collection
 import msgspec
 
 from .json_text import parse_json
-from .labs import ObservationClass, classify_observation
+from .labs import UNPARSED, ObservationClass, classify_observation
 from .selection import ObservationRoles
 
 _Raw = msgspec.Raw
@@ -58,6 +63,7 @@ class _Head(msgspec.Struct):
 
     resourceType: Any = None
     id: Any = None
+    subject: Any = None
     code: Any = None
     component: Any = None
     effectiveDateTime: Any = None
@@ -149,8 +155,9 @@ class _Scan:
     def __init__(self, bundle: _Bundle, entries: list[_Raw]):
         self.members = bundle
         self.has_next = _has_next(bundle.link)
-        # (the entry's text, its ObservationClass found by the scan) for an entry to parse; (None, (id, codes, date))
-        # for a stub.
+        # (the entry's text, its ObservationClass found by the scan, or None) for an entry to parse; (the entry's
+        # text, (its _Head, codes, date)) for a lab result to parse when read; (None, (id, codes, date)) for a stub
+        # of a result out of every window.
         self.decisions: list[tuple[_Raw | None, Any]] = []
         self.observation_ids: list[Any] = []
         self.entries = entries
@@ -165,6 +172,16 @@ class _Scan:
                     stub = {"resourceType": "Observation", "id": stub_id}
                     classified[id(stub)] = (stub, codes, effective)
                     kept.append({"resource": stub})
+                continue
+            if found is not None and type(found[0]) is _Head:
+                head, codes, effective = found
+                stub = {"resourceType": "Observation", UNPARSED: raw_entry}
+                if head.id is not None:
+                    stub["id"] = head.id
+                if head.subject is not None:
+                    stub["subject"] = head.subject
+                classified[id(stub)] = (stub, codes, effective)
+                kept.append({"resource": stub})
                 continue
             entry = _parse(raw_entry)  # the entry whole (fullUrl, search...), as a whole parse reads it
             if found is not None:
@@ -212,6 +229,9 @@ def _scan_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles) 
             if roles.out_of_reach(found[1], found[2]):
                 if counted:
                     decisions.append((None, (head.id, found[1], found[2])))
+                continue
+            if not found[1][1] and roles.of(found[1])[1]:  # a lab result with no component: parsed when read
+                decisions.append((raw_entry, (head, found[1], found[2])))
                 continue
         decisions.append((raw_entry, found))
     bundle.entry = None  # the heads are done with
