@@ -51,7 +51,8 @@ def recorded(monkeypatch):
     real = service_call.select_and_validate
 
     def recording(record_resources, *args, **kwargs):
-        return real([RecordingResource(whole(r)) if isinstance(r, dict) else r for r in record_resources], *args, **kwargs)
+        wrapped = [RecordingResource(whole(r)) if isinstance(r, dict) else r for r in record_resources]
+        return real(wrapped, *args, **kwargs)
 
     RecordingResource.reads = set()
     monkeypatch.setattr(service_call, "select_and_validate", recording)
