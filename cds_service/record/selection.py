@@ -134,16 +134,18 @@ def _done_before(procedure: dict, since: datetime) -> bool:
 def select_and_validate(
     resources: list[dict[str, Any]], patient_id: str, terms: Terminology, now: datetime | None = None,
     procedures_since: datetime | None = None, observation_codes: Mapping[int, ObservationClass] | None = None,
+    roles: ObservationRoles | None = None,
 ) -> SelectedResources:
     """The resources the rules read, validated. With `now` (the evaluation time), lab Observations outside their
     look-back window are left out before validation (see the module's docstring); with `procedures_since`, so are
     Procedures that are not in progress and were done before it, or carry no date (no rule could count them).
     `observation_codes`: the Observations' read codes and dates as the record's gathering worked them out
-    (prefetch.PatientRecord.observation_codes): such an Observation is not looked at again here; one not in it is."""
+    (prefetch.PatientRecord.observation_codes): such an Observation is not looked at again here; one not in it is.
+    `roles`: the ObservationRoles at `now` that the call's body scan already used (request_scan), built here if None."""
     selected = SelectedResources()
-    windows = lab_windows(terms, now) if now is not None else None
     read = terms.read_loinc_codes
-    roles = ObservationRoles(terms, windows)
+    if roles is None:
+        roles = ObservationRoles(terms, lab_windows(terms, now) if now is not None else None)
     for resource in resources:
         # An Observation as gathering read it: its codes and date, without reading the resource again (thousands a
         # record); the very same dict only.

@@ -161,9 +161,11 @@ def gather(
     component's, is left out of the record (most of a record: vital signs, surveys, other labs), by the selection's
     own test (labs.classify_observation: record.codes.read_codes, has_loinc_code in its fast form). The codes and the
     date of each Observation kept are worked out once, here, and carried in PatientRecord.observation_codes.
-    `classified`: those the request body's scan already worked out (record.request_scan), not worked out again."""
+    `classified`: those the request body's scan already worked out (record.request_scan), not worked out again; the
+    ones worked out here are added to it."""
     keys: dict[str, KeyResult] = {}
-    classified = dict(classified) if classified else {}
+    if classified is None:
+        classified = {}
     queries: dict[str, str] = {}
     continuations: dict[str, str] = {}
     for key, template in templates.items():

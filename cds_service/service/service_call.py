@@ -110,11 +110,11 @@ def handle(
     knowledge = cards.knowledge()
     terms = knowledge.terminology
     now = clock()
+    roles = ObservationRoles(terms, lab_windows(terms, now))  # one for the body's scan and the selection, at `now`
     classified = None
     if isinstance(body, bytes):
         # The body as it came: read without building the Observations no rule can read (record/request_scan.py).
         try:
-            roles = ObservationRoles(terms, lab_windows(terms, now))
             body, classified = parse_call_body(body, terms.read_loinc_codes, roles, keys=service.prefetch)
         except (ValueError, RecursionError):
             raise BadRequest(INVALID_JSON) from None
@@ -125,7 +125,7 @@ def handle(
     procedures_since = (now - timedelta(days=knowledge.procedure_window_days)
                         if knowledge.procedure_window_days is not None else None)
     selected = select_and_validate(record.resources, request.patient_id, terms, now=now, procedures_since=procedures_since,
-                                   observation_codes=record.observation_codes)
+                                   observation_codes=record.observation_codes, roles=roles)
     facts = build_facts(
         selected,
         patient_id=request.patient_id,
