@@ -22,6 +22,7 @@ import heapq
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import threading
 import time
@@ -248,7 +249,9 @@ def at_deadline(item) -> None:
 
 # --- which servers may be reached ---------------------------------------------------------------------------------
 
-_UNSAFE_URL_CHARS = frozenset("\\") | {chr(c) for c in range(0x21)} | {"\x7f"}
+# A backslash, a space, a control character or DEL (one regex search: the character-by-character test it replaces
+# cost ~0.1 ms a URL, twice for each of a call's nine fetches, under the GIL).
+_UNSAFE_URL_CHAR = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 def parse_http_url(url: object):
@@ -258,7 +261,7 @@ def parse_http_url(url: object):
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url
 
-    if not isinstance(url, str) or not url or any(ch in _UNSAFE_URL_CHARS for ch in url):
+    if not isinstance(url, str) or not url or _UNSAFE_URL_CHAR.search(url):
         return None
     try:
         parts = parse_url(url)
