@@ -3,9 +3,10 @@ paired rounds at each concurrency); then the fetch path against a fake FHIR serv
 
 Every call to the service carries a fresh token of its own (bench/tokens.py): the production path. The servers of one
 patient run side by side: the baseline (the framework's floor, bench/baseline.py), the same floor parsing with orjson
-(a reference), the service as the image runs it (CDS_AUTH=required) and the same service with CDS_AUTH=off, whose
-difference from the first is the token check's own share. All of them get the same requests, Authorization header
-included; only the first service checks it.
+(a reference), the service as the image runs it (CDS_AUTH=required), the same service with CDS_AUTH=off, whose
+difference from the first is the token check's own share, and the floor with the service's token check
+(baseline-token, a reference: what any service verifying the token as this one pays; in the paired rounds only). All
+of them get the same requests, Authorization header included; only the service and baseline-token check it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from itertools import permutations
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,11 +25,13 @@ from . import report
 from .data import SERVICE_ID, Patient
 from .fhir_server import FhirServer, search
 from .loadgen import LoadResult, run_wrk
-from .servers import BASELINE_APP, BASELINE_ORJSON_APP, SERVICE_APP, Server, start_all
+from .servers import BASELINE_APP, BASELINE_ORJSON_APP, BASELINE_TOKEN_APP, SERVICE_APP, Server, start_all
 from .tokens import Issuer, pool_size
 
 SERVICE_PATH = f"/cds-services/{SERVICE_ID}"
 AUTH, NOAUTH, BASELINE, ORJSON = "service", "service-noauth", "baseline", "baseline-orjson"
+FLOOR_TOKEN = "baseline-token"
+CHECKS_TOKENS = (AUTH, FLOOR_TOKEN)  # they verify each token and refuse replays: a fresh one for every request
 REUSED_POOL = 64  # tokens per wrk thread for a server that does not check them (the same header, cycled)
 
 
@@ -76,6 +78,8 @@ class Bench:
                                  extra_env={**trust, "CDS_AUTH": "required"}),
             NOAUTH: lambda: Server(NOAUTH, SERVICE_APP, self.out / f"service-noauth-{label}.log",
                                    extra_env={**trust, "CDS_AUTH": "off"}),
+            FLOOR_TOKEN: lambda: Server(FLOOR_TOKEN, BASELINE_TOKEN_APP, self.out / f"baseline-token-{label}.log",
+                                        public_url=True, extra_env={**trust, "CDS_AUTH": "required"}),
         }
         return {name: made[name]() for name in apps}
 
@@ -97,7 +101,8 @@ class Bench:
         (the machine got quicker than any run before it) did not measure the production path, since the service
         refused the replays: it is run again with a pool sized from its own pace, at most twice."""
         audience = server.url + path
-        checks = server.name == AUTH
+        checks = server.name in CHECKS_TOKENS
+        key = key if server.name == AUTH else f"{key}/{server.name}"  # each server's own pace sizes its pools
         for attempt in range(3):
             count = pool_size(seconds, connections, self.expected_rate(key, connections)) if checks else None
 
@@ -128,8 +133,9 @@ def measure_size(bench: Bench, patient: Patient) -> dict:
     args, size = bench.args, patient.size
     body = patient.body()
     entry = {"size": size, "shape": patient.shape(), "body_bytes": len(body), "runs": [], "rounds": {}}
-    servers = bench.servers(size, (BASELINE, AUTH, NOAUTH, ORJSON))
-    baseline, service, noauth, orjson_floor = (servers[k] for k in (BASELINE, AUTH, NOAUTH, ORJSON))
+    servers = bench.servers(size, (BASELINE, AUTH, NOAUTH, ORJSON, FLOOR_TOKEN))
+    baseline, service, noauth, orjson_floor, floor_token = (servers[k] for k in (BASELINE, AUTH, NOAUTH, ORJSON,
+                                                                                FLOOR_TOKEN))
     try:
         start_all(list(servers.values()))
         first = time.perf_counter()
@@ -142,22 +148,24 @@ def measure_size(bench: Bench, patient: Patient) -> dict:
                                  for rule in card.get("extension", {}).get("calcinosis-cds", {}).get("rules", [])})
         # The production path is measured only if the service really checks the token. (A small body: the service
         # refuses before reading the body, and closes the connection under a client still sending megabytes.)
-        unsigned, _ = post(service.url + SERVICE_PATH, b'{"hook":"patient-view"}')
-        if unsigned != 401:
-            raise RuntimeError(f"the service answered {unsigned} to a call without a token; expected 401")
-        for server in (baseline, noauth):
+        for server in (service, floor_token):
+            unsigned, _ = post(server.url + SERVICE_PATH, b'{"hook":"patient-view"}')
+            if unsigned != 401:
+                raise RuntimeError(f"{server.name} answered {unsigned} to a call without a token; expected 401")
+        for server in (baseline, noauth, floor_token):
             status, answer = bench.call(server, body)
-            if status != 200 or (server is baseline and answer != {"cards": []}):
+            if status != 200 or (server is not noauth and answer != {"cards": []}):
                 raise RuntimeError(f"{server.name} answered {status}: {str(answer)[:300]}")
         warm = 2 if args.smoke else (5 if len(body) > 1_000_000 else 20)
-        timings = []
-        for server in (baseline, service, noauth, orjson_floor):  # every worker warms its caches before measuring
+        timings: dict[str, list[float]] = {AUTH: [], FLOOR_TOKEN: []}
+        for server in (baseline, service, noauth, orjson_floor, floor_token):  # every worker warms its caches
             for _ in range(warm):
                 started = time.perf_counter()
                 bench.call(server, body)
-                if server is service:
-                    timings.append(time.perf_counter() - started)
-        bench.rates.setdefault((size, 1), 1 / statistics.median(timings))
+                if server.name in timings:
+                    timings[server.name].append(time.perf_counter() - started)
+        bench.rates.setdefault((size, 1), 1 / statistics.median(timings[AUTH]))
+        bench.rates.setdefault((f"{size}/{FLOOR_TOKEN}", 1), 1 / statistics.median(timings[FLOOR_TOKEN]))
         for connections in args.concurrency:
             # Interleaved, so that all see the same machine; the orjson floor (a reference) at c=1 only.
             for server in (baseline, service) + ((orjson_floor,) if connections == 1 and not args.smoke else ()):
@@ -169,8 +177,8 @@ def measure_size(bench: Bench, patient: Patient) -> dict:
         for connections in args.concurrency:
             if not args.rounds or (connections > 1 and size not in report.JUDGED_SIZES and not args.smoke):
                 continue
-            trio = (baseline, service, noauth) if connections == 1 else (baseline, service)
-            entry["rounds"][str(connections)] = paired_rounds(bench, size, trio, body, connections)
+            rivals = (baseline, service, noauth, floor_token) if connections == 1 else (baseline, service, floor_token)
+            entry["rounds"][str(connections)] = paired_rounds(bench, size, rivals, body, connections)
         entry["peak_rss_mb"] = {name: server.peak_rss_mb() for name, server in servers.items()}
     finally:
         for server in servers.values():
@@ -179,12 +187,13 @@ def measure_size(bench: Bench, patient: Patient) -> dict:
 
 
 def paired_rounds(bench: Bench, size: str, servers: tuple[Server, ...], body: bytes, connections: int) -> list[dict]:
-    """Short runs of the servers back to back, each round in another order (AB, BA... or every order of three in
-    turn), at one concurrency: each round's p50s. On a shared machine whose speed drifts from one minute to the
+    """Short runs of the servers back to back, each round in another order (each rotation of the servers, then of
+    their reverse: AB, BA for two, every order for three; each server in each place equally often), at one
+    concurrency: each round's p50s. On a shared machine whose speed drifts from one minute to the
     next, one long run of each (the table's) can land the baseline on a quick minute and the service on a slow one,
     or the reverse; the median of the rounds' ratios is what the targets judge (docs/performance.md)."""
     seconds, count = round_plan(bench.args, bench, size, connections)
-    orders = list(permutations(servers))  # two servers: AB, BA; three: all six orders in turn
+    orders = [tuple(line[i:] + line[:i]) for line in (list(servers), list(servers)[::-1]) for i in range(len(servers))]
     rounds = []
     for number in range(count):
         outcome = {}
@@ -193,7 +202,8 @@ def paired_rounds(bench: Bench, size: str, servers: tuple[Server, ...], body: by
             outcome[server.name] = {**asdict(result), "throughput": result.throughput}
         rounds.append(outcome)
     for numerator, denominator, what in ((AUTH, BASELINE, "service/baseline"),
-                                         (AUTH, NOAUTH, "service/service-noauth (the token check)")):
+                                         (AUTH, NOAUTH, "service/service-noauth (the token check)"),
+                                         (FLOOR_TOKEN, BASELINE, "baseline-token/baseline (floor + token check)")):
         ratios = report.round_ratios(rounds, numerator, denominator)
         if ratios:
             print(f"  {size:8} rounds          c={connections:<2} p50 {what}: median {statistics.median(ratios):.2f} "

@@ -97,11 +97,19 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
 
 
 def references(results: dict) -> list[tuple[str, str]]:
-    """Figures shown beside the targets, not judged: the token check's share, the old measure (service without the
+    """Figures shown beside the targets, not judged: the token check's share, the floor with the same token check
+    (the lowest ratio a service that verifies the token as this one can reach), the old measure (service without the
     token check against the floor), the orjson floor, the typical p99."""
     out = []
+    top = max(results["concurrency"])
     for entry in results["sizes"]:
         size = entry["size"]
+        for connections in sorted({1, top}):
+            floor = rounds_summary(entry, connections, "baseline-token", "baseline")
+            if floor:
+                out.append((f"p50 baseline-token/baseline ({size}, c={connections}): the floor with the service's "
+                            "token check, the least a service verifying the token can cost",
+                            f"{floor[0]:.2f} ({floor[1]:.2f}-{floor[2]:.2f})"))
         check = rounds_summary(entry, 1, "service", "service-noauth")
         if check:
             ms = token_check_ms(entry)
@@ -119,7 +127,8 @@ def references(results: dict) -> list[tuple[str, str]]:
 
 def floor_errors(results: dict) -> int:
     """Requests the floor itself failed: not the service's fault, but a sign that the machine was overloaded."""
-    return sum(errors(results, name) for name in ("baseline", "baseline-orjson", "service-noauth"))
+    floors = ("baseline", "baseline-orjson", "service-noauth", "baseline-token")
+    return sum(errors(results, name) for name in floors)
 
 
 def missed(results: dict) -> list[str]:
@@ -180,17 +189,21 @@ def markdown(results: dict) -> str:
                 f"{r['p99_ms']:.1f} | {r['throughput']:.1f} | {_errors(r)} | "
                 f"{_mb(entry.get('peak_rss_mb', {}).get(r['server'], []))} | {f'**{ratio:.2f}**' if ratio else ''} |")
     lines += ["", "Paired rounds (servers back to back, each round in another order; p50 ms of each):", "",
-              "| patient | c | rounds | service/baseline | service/service-noauth | p50s (baseline/service/noauth) |",
-              "|---|---|---|---|---|---|"]
+              "| patient | c | rounds | service/baseline | service/service-noauth | baseline-token/baseline | "
+              "p50s (baseline/service/noauth/baseline-token) |",
+              "|---|---|---|---|---|---|---|"]
     for entry in results["sizes"]:
         for connections, rounds in entry.get("rounds", {}).items():
             main = rounds_summary(entry, int(connections))
             check = rounds_summary(entry, int(connections), "service", "service-noauth")
-            cells = ", ".join("/".join(f"{o[k]['p50_ms']:.1f}" for k in ("baseline", "service", "service-noauth")
-                                       if k in o) for o in rounds)
+            floor = rounds_summary(entry, int(connections), "baseline-token", "baseline")
+            cells = ", ".join("/".join(f"{o[k]['p50_ms']:.1f}" if k in o else "-"
+                                       for k in ("baseline", "service", "service-noauth", "baseline-token"))
+                              for o in rounds)
             lines.append(f"| {entry['size']} | {connections} | {len(rounds)} | "
                          f"{f'**{main[0]:.2f}** ({main[1]:.2f}-{main[2]:.2f})' if main else ''} | "
-                         f"{f'{check[0]:.2f} ({check[1]:.2f}-{check[2]:.2f})' if check else ''} | {cells} |")
+                         f"{f'{check[0]:.2f} ({check[1]:.2f}-{check[2]:.2f})' if check else ''} | "
+                         f"{f'{floor[0]:.2f} ({floor[1]:.2f}-{floor[2]:.2f})' if floor else ''} | {cells} |")
     lines.append("")
     for entry in results["sizes"]:
         lines.append(f"- {entry['size']}: {entry.get('cards', '?')} cards ({', '.join(entry.get('rules', []))}); "

@@ -41,6 +41,7 @@ BENCH_OVERRIDES = {"CDS_FHIR_ALLOW_HTTP": "true"}
 SERVICE_APP = "cds_service:create_app()"
 BASELINE_APP = "bench.baseline:create_app()"
 BASELINE_ORJSON_APP = "bench.baseline:create_app('orjson')"
+BASELINE_TOKEN_APP = "bench.baseline:create_app(check_token=True)"
 
 
 BENCH_HASH_SECRET = secrets.token_hex(32)

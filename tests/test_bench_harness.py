@@ -143,3 +143,46 @@ def test_the_stage_profile_covers_the_dense_patient_and_the_token_check(capsys):
     assert row[0] == "dense" and int(row[cards_at]) >= 1, "the dense patient gets cards"
     assert len(row) == cards_at + 3 and all(float(cell) >= 0 for cell in row[1:cards_at] + row[cards_at + 1:])
     assert re.fullmatch(r"\d+\.\d", row[len(STAGES) + 2]), "the token check's CPU time"
+
+
+def test_each_server_takes_each_place_of_a_round_equally_often(monkeypatch):
+    """The paired rounds rotate the servers and their reverse: no server is always first (a warm cache) or last."""
+    from collections import Counter
+
+    from bench import measure
+
+    class _Result:
+        def __init__(self):
+            self.p50_ms, self.throughput = 1.0, 1.0
+
+    order = []
+    monkeypatch.setattr(measure, "asdict", lambda result: {"p50_ms": result.p50_ms})
+    monkeypatch.setattr(measure, "round_plan", lambda args, bench, size, connections: (1.0, 8))
+
+    class _Bench:
+        args = None
+
+        def load(self, size, server, body, connections, seconds):
+            order.append(server)
+            return _Result()
+
+    servers = tuple(type("S", (), {"name": n})() for n in ("baseline", "service", "service-noauth", "baseline-token"))
+    rounds = measure.paired_rounds(_Bench(), "typical", servers, b"{}", 1)
+    assert len(rounds) == 8 and all(len(r) == 4 for r in rounds)
+    places = Counter((i % 4, server.name) for i, server in enumerate(order))
+    assert set(places.values()) == {2}, places  # 8 rounds: each of 4 servers twice in each of the 4 places
+
+
+def test_the_floor_with_the_token_check_is_a_reference_beside_the_targets():
+    from bench import report
+
+    results = _results(1.5, 1.6, 330.0)
+    for connections, p50 in (("1", 13.0), ("8", 52.0)):
+        for outcome in results["sizes"][0]["rounds"][connections]:
+            outcome["baseline-token"] = {"server": "baseline-token", "p50_ms": p50, "errors": 0}
+    references = dict(report.references(results))
+    assert references[next(k for k in references if k.startswith("p50 baseline-token/baseline (typical, c=1)"))] \
+        .startswith("1.30")
+    assert references[next(k for k in references if k.startswith("p50 baseline-token/baseline (typical, c=8)"))] \
+        .startswith("1.30")
+    assert len(report.missed(results)) == 2, "a reference is not judged: the targets still judge the service"

@@ -43,9 +43,12 @@ def test_bench_smoke_run_measures_every_part_without_errors(tmp_path):
     assert dense["cards"] > 0
     # The production path: the service answered every call, each with a token of its own (none sent twice).
     assert all(r["wrapped"] == 0 for r in dense["runs"] if r["server"] == "service")
-    # The paired rounds the targets are judged on: baseline, service and service without the token check at c=1.
-    assert [sorted(r) for r in dense["rounds"]["1"]] == [["baseline", "service", "service-noauth"]] * 2
-    assert [sorted(r) for r in dense["rounds"]["2"]] == [["baseline", "service"]] * 2
+    # The paired rounds the targets are judged on: baseline and service, with service without the token check (c=1)
+    # and the floor with the service's token check beside them.
+    assert [sorted(r) for r in dense["rounds"]["1"]] == [["baseline", "baseline-token", "service", "service-noauth"]] * 2
+    assert [sorted(r) for r in dense["rounds"]["2"]] == [["baseline", "baseline-token", "service"]] * 2
+    # baseline-token checked every token as the service does: none was sent twice (a replay would be refused).
+    assert all(r["baseline-token"]["wrapped"] == 0 for c in dense["rounds"].values() for r in c)
     assert all(run["errors"] == 0 and run["p50_ms"] > 0 for c in dense["rounds"].values() for r in c
                for run in r.values())
     one_page, three_pages = results["fetch"]
@@ -53,6 +56,7 @@ def test_bench_smoke_run_measures_every_part_without_errors(tmp_path):
     assert three_pages["fhir_requests_per_call"] == one_page["fhir_requests_per_call"] + 2, "two more pages"
     assert one_page["errors"] == three_pages["errors"] == 0
     assert (tmp_path / "report.md").read_text().count("|") > 20
+    assert "p50 baseline-token/baseline (dense, c=1)" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.slow
