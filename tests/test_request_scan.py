@@ -166,6 +166,32 @@ def test_a_code_written_with_escapes_is_read_as_the_code_it_is():
     assert kept_ids(body) == ["po4"]
 
 
+def test_each_code_text_is_read_once_a_call_and_its_copies_classified_alike(monkeypatch):
+    """A record repeats a few codes thousands of times: the scan reads each distinct code text once (a copy with
+    components is read with them), and leaves out what has no readable code, whatever its shape."""
+    from cds_service.record import request_scan
+
+    reads = []
+    real = request_scan.codes_of
+    monkeypatch.setattr(request_scan, "codes_of",
+                        lambda resource, among: reads.append(resource) or real(resource, among))
+    results = [observation(f"po4-{i}", "2777-1", RECENT, valueQuantity={"value": 4.0 + i, "unit": "mg/dL"})
+               for i in range(5)]
+    odd = [observation("none", None, RECENT)] + [{**observation(oid, None, RECENT), "code": code} for oid, code in
+                                                 (("null", None), ("text", "2777-1"), ("list", [{"code": "2777-1"}]))]
+    panel = observation("panel", "2777-1", RECENT, component=[
+        {"code": {"coding": [{"system": LOINC, "code": "17861-6"}]}, "valueQuantity": {"value": 9.0, "unit": "mg/dL"}}])
+    body, classified = scan(request_with_labs(*results, *odd, panel))
+    assert kept_ids(body) == [f"po4-{i}" for i in range(5)] + ["panel"]
+    codes = [classified[id(entry["resource"])][1] for entry in body["prefetch"]["observations"]["entry"]]
+    assert codes[:5] == [(("2777-1",), ())] * 5
+    assert codes[5][0] == ("2777-1",) and [c for _, c in codes[5][1]] == [("17861-6",)]
+    # One read for the five copies, one for each other code text (absent, null, a string, a list: none readable);
+    # the panel is read with its components (labs.classify_observation), not from its code's text alone.
+    assert [r["code"] for r in reads] == [
+        {"coding": [{"system": LOINC, "code": "2777-1"}]}, None, None, "2777-1", [{"code": "2777-1"}]]
+
+
 def test_other_resources_and_members_are_parsed_whole():
     body = request_with_labs(observation("po4", "2777-1", RECENT))
     body["prefetch"]["observations"]["link"] = [{"relation": "self", "url": "https://ehr.example/Observation?code=x"}]

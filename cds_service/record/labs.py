@@ -264,12 +264,17 @@ def unit_factor(analyte: LabAnalyte, unit: str) -> float | None:
 def observation_effective(resource: dict) -> datetime | None:
     """When an Observation was taken: effectiveDateTime, else the start of effectivePeriod, else effectiveInstant,
     else when it was issued. The selection reads dates the same way (selection.select_and_validate)."""
-    period = resource.get("effectivePeriod")
+    return effective_of(resource.get("effectiveDateTime"), resource.get("effectivePeriod"),
+                        resource.get("effectiveInstant"), resource.get("issued"))
+
+
+def effective_of(date_time: object, period: object, instant: object, issued: object) -> datetime | None:
+    """observation_effective from the four members' values (the body's scan reads them without a resource dict)."""
     return (
-        parse_datetime(resource.get("effectiveDateTime"))
+        parse_datetime(date_time)
         or parse_datetime(period.get("start") if isinstance(period, dict) else None)
-        or parse_datetime(resource.get("effectiveInstant"))
-        or parse_datetime(resource.get("issued"))
+        or parse_datetime(instant)
+        or parse_datetime(issued)
     )
 
 

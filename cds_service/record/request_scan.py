@@ -37,8 +37,9 @@ from typing import Any, Collection
 
 import msgspec
 
+from .codes import read_codes as codes_of
 from .json_text import parse_json
-from .labs import UNPARSED, ObservationClass, classify_observation
+from .labs import UNPARSED, ObservationClass, classify_observation, effective_of
 from .selection import ObservationRoles
 
 _Raw = msgspec.Raw
@@ -59,12 +60,13 @@ class _Body(msgspec.Struct):
 
 class _Head(msgspec.Struct):
     """The members of a resource that decide whether a rule can read it (labs.classify_observation reads these and
-    no other), built as parse_json builds them; the rest of the resource is skipped."""
+    no other), built as parse_json builds them; the rest of the resource is skipped. `code` stays text: a record
+    repeats a few codes thousands of times, and each distinct text is read once (_scan_value)."""
 
     resourceType: Any = None
     id: Any = None
     subject: Any = None
-    code: Any = None
+    code: _Raw = None  # None: absent
     component: Any = None
     effectiveDateTime: Any = None
     effectivePeriod: Any = None
@@ -117,13 +119,14 @@ def parse_call_body(raw: bytes, read_codes: frozenset[str], roles: ObservationRo
     JSON. `read_codes`: terminology.read_loinc_codes; `roles`: the selection's, at the call's `now`; `keys`: the
     service's prefetch keys (None: as if some were absent, so that every stub is kept)."""
     classified: dict[int, ObservationClass] = {}
+    code_texts: dict[bytes, Any] = {}  # the read codes of each distinct code text of the call's Observations
     try:
         if not raw.isascii():
             raw.decode("utf-8")  # the scan skips text without reading it: refuse what a whole parse would refuse
         scanned = _body.decode(raw)
         body = _present(scanned)
         if isinstance(scanned.prefetch, dict):
-            scans = {key: _scan_value(value, read_codes, roles) for key, value in scanned.prefetch.items()}
+            scans = {key: _scan_value(value, read_codes, roles, code_texts) for key, value in scanned.prefetch.items()}
             ids: Counter = Counter()
             may_fetch = keys is None or any(key not in scans for key in keys)
             for result in scans.values():
@@ -155,7 +158,7 @@ class _Scan:
     def __init__(self, bundle: _Bundle, entries: list[_Raw]):
         self.members = bundle
         self.has_next = _has_next(bundle.link)
-        # (the entry's text, its ObservationClass found by the scan, or None) for an entry to parse; (the entry's
+        # (the entry's text, (_, codes, date) as the scan found them, or None) for an entry to parse; (the entry's
         # text, (its _Head, codes, date)) for a lab result to parse when read; (None, (id, codes, date)) for a stub
         # of a result out of every window.
         self.decisions: list[tuple[_Raw | None, Any]] = []
@@ -199,7 +202,15 @@ def _has_next(links: Any) -> bool:
     return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
 
 
-def _scan_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles) -> Any:
+_UNREAD = object()
+
+
+def _code_value(raw: _Raw | None) -> Any:
+    """An Observation's code as parse_json builds it from the body (None when absent)."""
+    return None if raw is None else parse_json(memoryview(raw))
+
+
+def _scan_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles, code_texts: dict[bytes, Any]) -> Any:
     """One prefetch value: a search Bundle scanned (_Scan), anything else parsed whole."""
     text = memoryview(raw)
     if text[:1] != b"{":
@@ -216,12 +227,24 @@ def _scan_value(raw: _Raw, read_codes: frozenset[str], roles: ObservationRoles) 
         head = head_entry.resource
         found = None
         if head is not None and head.resourceType == "Observation":
-            skeleton = {"code": head.code, "component": head.component, "effectiveDateTime": head.effectiveDateTime,
-                        "effectivePeriod": head.effectivePeriod, "effectiveInstant": head.effectiveInstant,
-                        "issued": head.issued}
-            found = classify_observation(skeleton, read_codes)
-            if found is None:
-                continue  # as gathering leaves it out, before anything else
+            if head.component is None:
+                # Nearly every Observation: with no component its read codes are those of its code alone (as
+                # labs.classify_observation reads them), the same for every copy of one code's text.
+                text = b"" if head.code is None else bytes(head.code)
+                codes = code_texts.get(text, _UNREAD)
+                if codes is _UNREAD:
+                    codes = code_texts[text] = codes_of({"code": _code_value(head.code)}, read_codes)
+                if codes is None:
+                    continue  # as gathering leaves it out, before anything else
+                found = (None, codes, effective_of(head.effectiveDateTime, head.effectivePeriod, head.effectiveInstant,
+                                                   head.issued))
+            else:
+                skeleton = {"code": _code_value(head.code), "component": head.component,
+                            "effectiveDateTime": head.effectiveDateTime, "effectivePeriod": head.effectivePeriod,
+                            "effectiveInstant": head.effectiveInstant, "issued": head.issued}
+                found = classify_observation(skeleton, read_codes)
+                if found is None:
+                    continue  # as gathering leaves it out, before anything else
             # An id that cannot be hashed (an object: not valid FHIR) makes no duplicate (prefetch._add_unique).
             counted = head.id is not None and _hashable(head.id)
             if counted:
