@@ -10,8 +10,10 @@ once for each entry as raw text. An Observation is left out, never parsed, when
 - it carries none of the LOINC codes the rules read, as its code or a component's (labs.classify_observation), or
 - it is a lab result dated outside the window of every analyte it holds (selection.ObservationRoles.out_of_reach),
 
-the very tests, on the very values, by which gathering and the selection leave it out of a body parsed whole; every
-other resource and member is parsed with json_text.parse_json, as the whole body would be. The codes and date of each
+the very tests, on the very values, by which gathering and the selection leave it out of a body parsed whole (an
+Observation's code is kept as its text, and each distinct text is parsed and read once a call: a record repeats a few
+codes thousands of times); every other resource and member is parsed with json_text.parse_json, as the whole body
+would be. The codes and date of each
 Observation kept come with it (prefetch.PatientRecord.observation_codes) and are not worked out again.
 
 A lab result left out for its date can still have its say in one thing: a resource in two prefetch keys counts once
