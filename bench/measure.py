@@ -35,6 +35,12 @@ CHECKS_TOKENS = (AUTH, FLOOR_TOKEN)  # they verify each token and refuse replays
 REUSED_POOL = 64  # tokens per wrk thread for a server that does not check them (the same header, cycled)
 
 
+def pace_key(key: str, server: str) -> str:
+    """Under which key Bench.rates keeps a server's pace (the service's under the patient's or path's own key): each
+    server that checks tokens sizes its pools from its own pace."""
+    return key if server == AUTH else f"{key}/{server}"
+
+
 def post(url: str, body: bytes, token: str | None = None, timeout: float = 60.0) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     if token is not None:
@@ -102,7 +108,7 @@ class Bench:
         refused the replays: it is run again with a pool sized from its own pace, at most twice."""
         audience = server.url + path
         checks = server.name in CHECKS_TOKENS
-        key = key if server.name == AUTH else f"{key}/{server.name}"  # each server's own pace sizes its pools
+        key = pace_key(key, server.name)
         for attempt in range(3):
             count = pool_size(seconds, connections, self.expected_rate(key, connections)) if checks else None
 
@@ -164,8 +170,8 @@ def measure_size(bench: Bench, patient: Patient) -> dict:
                 bench.call(server, body)
                 if server.name in timings:
                     timings[server.name].append(time.perf_counter() - started)
-        bench.rates.setdefault((size, 1), 1 / statistics.median(timings[AUTH]))
-        bench.rates.setdefault((f"{size}/{FLOOR_TOKEN}", 1), 1 / statistics.median(timings[FLOOR_TOKEN]))
+        for name, seconds in timings.items():
+            bench.rates.setdefault((pace_key(size, name), 1), 1 / statistics.median(seconds))
         for connections in args.concurrency:
             # Interleaved, so that all see the same machine; the orjson floor (a reference) at c=1 only.
             for server in (baseline, service) + ((orjson_floor,) if connections == 1 and not args.smoke else ()):
