@@ -274,7 +274,13 @@ def parse_http_url(url: object):
 
 def origin_of(url: object) -> tuple[str, str, int] | None:
     """(scheme, host, port) of an http(s) URL as urllib3 reads it, or None (see parse_http_url)."""
-    parts = parse_http_url(url)
+    if not isinstance(url, str) or _UNSAFE_URL_CHAR.search(url):
+        return None
+    # Read without the query and fragment: in urllib3's grammar the authority is `[^\\/?#]*`, so what precedes the
+    # first "?" or "#" holds the whole scheme and authority, and only the authority can make parse_url fail. The
+    # query is what costs: parse_url re-encodes it byte by byte (~0.2 ms for the 1.2 KB Observation search, checked
+    # twice for each request a call sends).
+    parts = parse_http_url(url.partition("?")[0].partition("#")[0])
     if parts is None:
         return None
     return parts.scheme, parts.host.lower(), parts.port or (443 if parts.scheme == "https" else 80)
