@@ -9,6 +9,10 @@ record/request_scan.py: the Observations no rule can read (no read LOINC code, o
 analytes) are never parsed, and the codes and date of each one kept are worked out there, once; "protocol + prefetch"
 reads the other Observations of the record (none, from a prefetch) the same way. "orjson" is what parsing the whole
 body costs (the service's parse before the scan), for comparison.
+`--fetch`: the fetch path's HTTP exchanges instead, through the service's own FHIR client (FhirClient.fetch), against
+the benchmark's FHIR server answering at once in a process of its own (as `python -m bench` runs it, without the
+delay): the CPU time of this process (the client's threads included) for the call's keys fetched as the service
+fetches them, all at once, and one after another, and for each key alone (medians over the repetitions).
 "token check" is the production path's verification of the call's JWT (ES384 signature, claims, the replay cache
 shared by gunicorn's workers), on a fresh token each time; the other columns do not include it.
 The garbage collector runs with the service's thresholds (cds_service.service.warm_up, set at start-up), and start-up
@@ -20,8 +24,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,7 +38,8 @@ from cds_service.record.facts import build_facts
 from cds_service.record.json_text import parse_json
 from cds_service.record.labs import lab_windows
 from cds_service.record.request_scan import parse_call_body
-from cds_service.service.prefetch import gather
+from cds_service.service.fhir_client import FhirClient
+from cds_service.service.prefetch import gather, render_template
 from cds_service.service.protocol import parse_hook_request
 from cds_service.engine.rules import Context
 from cds_service.service.security import Authenticator, SharedReplayCache, load_issuers
@@ -40,7 +48,8 @@ from cds_service.service.settings import Settings
 from cds_service.service.warm_up import warm_up
 from cards import knowledge, terminology
 
-from .data import SERVICE_ID, SIZES, benchmark_patients
+from .data import SERVICE_ID, SIZES, Patient, benchmark_patients
+from .fhir_server import FhirServer
 from .tokens import Issuer
 
 DEFAULT_GC = (700, 10, 10)  # Python's own thresholds
@@ -85,13 +94,76 @@ def token_check(repeat: int) -> float:
     return best
 
 
+def _serve(resources: list[dict], address) -> None:
+    """In a child process: the benchmark's FHIR server, answering at once, until the parent terminates it."""
+    with FhirServer(resources, 0.0) as server:
+        address.put(server.url)
+        while True:
+            time.sleep(3600)
+
+
+def fetch_exchanges(patient: Patient, repeat: int) -> dict[str, float]:
+    """Median CPU seconds of this process for the call's keys fetched by FhirClient.fetch: "all at once" (as the
+    service does), "one after another", and each key alone."""
+    spawn = multiprocessing.get_context("spawn")  # no thread of this process is copied into the server's
+    address = spawn.Queue()
+    server = spawn.Process(target=_serve, args=(patient.resources, address), daemon=True)
+    server.start()
+    client = FhirClient()
+    try:
+        url = address.get(timeout=60)
+        service = services()[SERVICE_ID]
+        request = parse_hook_request(patient.request_without_prefetch(url), expected_hook=service.hook,
+                                     allow_http_fhir_server=True)
+        request = replace(request, fhir_server_listed=True)  # on loopback: listed, as CDS_FHIR_SERVERS would list it
+        queries = {key: render_template(template, request.context) for key, template in service.prefetch.items()}
+
+        def cpu(fetch) -> float:
+            started = time.process_time()
+            results = fetch()
+            spent = time.process_time() - started
+            if failed := {key: r.error for key, r in results.items() if r.error}:
+                raise RuntimeError(f"the benchmark's FHIR server did not answer every key: {failed}")
+            return spent
+
+        def one_after_another():
+            results = {}
+            for key, query in queries.items():
+                results.update(client.fetch(request, {key: query}, {}))
+            return results
+
+        times: dict[str, list[float]] = {}
+        for round_ in range(max(1, repeat) + 2):  # the first two open the connections and warm the caches
+            spent = {"all at once": cpu(lambda: client.fetch(request, queries, {})),
+                     "one after another": cpu(one_after_another)}
+            spent.update({key: cpu(lambda q=query, k=key: client.fetch(request, {k: q}, {}))
+                          for key, query in queries.items()})
+            if round_ >= 2:
+                for name, seconds in spent.items():
+                    times.setdefault(name, []).append(seconds)
+        return {name: statistics.median(values) for name, values in times.items()}
+    finally:
+        client.close()
+        server.terminate()
+        server.join(10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--dense-observations", type=int, default=None)
     parser.add_argument("--default-gc", action="store_true", help="Python's collector thresholds, not the service's")
+    parser.add_argument("--fetch", action="store_true",
+                        help="the fetch path's HTTP exchanges (the typical patient's keys) instead of the stages")
     args = parser.parse_args(argv)
+    if args.fetch:
+        spent = fetch_exchanges(benchmark_patients(("typical",))["typical"], args.repeat)
+        print("| keys fetched (typical) | CPU ms (median) |")
+        print("|---|---|")
+        for name, seconds in spent.items():
+            print(f"| {name} | {seconds * 1000:.2f} |")
+        return 0
     service_gc = DEFAULT_GC if args.default_gc else None
     warm_up()  # the service's collector thresholds, as create_app sets them
     if service_gc is not None:

@@ -145,6 +145,20 @@ def test_the_stage_profile_covers_the_dense_patient_and_the_token_check(capsys):
     assert re.fullmatch(r"\d+\.\d", row[len(STAGES) + 2]), "the token check's CPU time"
 
 
+def test_the_fetch_exchanges_are_measured_through_the_services_own_client(capsys):
+    """`python -m bench.stages --fetch`: the typical patient's keys fetched by FhirClient from the benchmark's FHIR
+    server in a process of its own: all at once, one after another, and each key alone, every one answered."""
+    from bench.stages import main
+    from cds_service.service.discovery import services
+    from bench.data import SERVICE_ID
+
+    assert main(["--fetch", "--repeat", "1"]) == 0
+    rows = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines()[2:]]
+    names = [name.strip() for name, _ in rows]
+    assert names == ["all at once", "one after another", *services()[SERVICE_ID].prefetch]
+    assert all(float(ms) > 0 for _, ms in rows)
+
+
 def test_each_server_takes_each_place_of_a_round_equally_often(monkeypatch):
     """The paired rounds rotate the servers and their reverse: no server is always first (a warm cache) or last."""
     from collections import Counter
