@@ -36,6 +36,14 @@ def rounds_summary(entry: dict, connections: int, numerator: str = "service",
     return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
 
 
+def spread(summary: tuple[float, float, float, int] | None, bold: bool = False) -> str:
+    """A rounds_summary as "median (lowest-highest)", or "" when there were no rounds."""
+    if summary is None:
+        return ""
+    median = f"**{summary[0]:.2f}**" if bold else f"{summary[0]:.2f}"
+    return f"{median} ({summary[1]:.2f}-{summary[2]:.2f})"
+
+
 def token_check_ms(entry: dict) -> float | None:
     """Median over the c=1 rounds of p50(service) - p50(service-noauth): what the token check adds to a call."""
     diffs = [r["service"]["p50_ms"] - r["service-noauth"]["p50_ms"] for r in entry.get("rounds", {}).get("1", [])
@@ -108,12 +116,12 @@ def references(results: dict) -> list[tuple[str, str]]:
             floor = rounds_summary(entry, connections, "baseline-token", "baseline")
             if floor:
                 out.append((f"p50 baseline-token/baseline ({size}, c={connections}): the floor + the token check",
-                            f"{floor[0]:.2f} ({floor[1]:.2f}-{floor[2]:.2f})"))
+                            spread(floor)))
         check = rounds_summary(entry, 1, "service", "service-noauth")
         if check:
             ms = token_check_ms(entry)
             out.append((f"token check: p50 service/service-noauth ({size}, c=1)",
-                        f"{check[0]:.2f} ({check[1]:.2f}-{check[2]:.2f}); {ms:+.1f} ms a call"))
+                        f"{spread(check)}; {ms:+.1f} ms a call"))
         plain = rounds_summary(entry, 1, "service-noauth", "baseline")
         if plain:
             out.append((f"p50 service-noauth/baseline ({size}, c=1): the measure before issue 19", f"{plain[0]:.2f}"))
@@ -193,16 +201,13 @@ def markdown(results: dict) -> str:
               "|---|---|---|---|---|---|---|"]
     for entry in results["sizes"]:
         for connections, rounds in entry.get("rounds", {}).items():
-            main = rounds_summary(entry, int(connections))
-            check = rounds_summary(entry, int(connections), "service", "service-noauth")
-            floor = rounds_summary(entry, int(connections), "baseline-token", "baseline")
+            main = spread(rounds_summary(entry, int(connections)), bold=True)
+            check = spread(rounds_summary(entry, int(connections), "service", "service-noauth"))
+            floor = spread(rounds_summary(entry, int(connections), "baseline-token", "baseline"))
             cells = ", ".join("/".join(f"{o[k]['p50_ms']:.1f}" if k in o else "-"
                                        for k in ("baseline", "service", "service-noauth", "baseline-token"))
                               for o in rounds)
-            lines.append(f"| {entry['size']} | {connections} | {len(rounds)} | "
-                         f"{f'**{main[0]:.2f}** ({main[1]:.2f}-{main[2]:.2f})' if main else ''} | "
-                         f"{f'{check[0]:.2f} ({check[1]:.2f}-{check[2]:.2f})' if check else ''} | "
-                         f"{f'{floor[0]:.2f} ({floor[1]:.2f}-{floor[2]:.2f})' if floor else ''} | {cells} |")
+            lines.append(f"| {entry['size']} | {connections} | {len(rounds)} | {main} | {check} | {floor} | {cells} |")
     lines.append("")
     for entry in results["sizes"]:
         lines.append(f"- {entry['size']}: {entry.get('cards', '?')} cards ({', '.join(entry.get('rules', []))}); "
@@ -228,8 +233,9 @@ def markdown(results: dict) -> str:
         lines += ["", f"**The floor and service-noauth failed {failed} requests** (timeouts): the machine was "
                   "overloaded during this run, and its figures say more about the machine than about the service."]
     lines += ["", "| reference (not a target) | measured |", "|---|---|"]
-    lines += [f"| {name} | {measured} |" for name, measured in references(results)]
-    if any(name.startswith("p50 baseline-token/") for name, _ in references(results)):
+    shown = references(results)
+    lines += [f"| {name} | {measured} |" for name, measured in shown]
+    if any(name.startswith("p50 baseline-token/") for name, _ in shown):
         lines += ["", "baseline-token is the floor plus the service's own token check (the same authenticator and "
                   "settings): no service that verifies the token as the production path requires answers in less, so "
                   "its ratio to the floor is the least the service's can be."]
